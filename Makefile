@@ -1,0 +1,38 @@
+# The README's two commands: `make demo` and `make test`. Both create the locked runtimes
+# first when they are missing (scripts/bootstrap.sh is idempotent and quick when present).
+SHELL := /bin/bash
+export FLOWGUARD_HOME ?= $(CURDIR)/var
+export MLFLOW_DISABLE_TELEMETRY := true
+export FEAST_USAGE := False
+
+.PHONY: runtimes demo test lint airflow mlflow feast-apply clean
+
+runtimes:
+	@scripts/bootstrap.sh
+
+demo: runtimes
+	.venv/bin/flowguard demo
+
+test: runtimes
+	.venv/bin/python -m pytest
+
+lint: runtimes
+	.venv/bin/ruff check dags include plugins feature_repo tests
+
+# Browse what the demo left behind: the Airflow UI on http://127.0.0.1:8080 (Ctrl-C stops it).
+airflow: runtimes
+	eval "$$(.venv/bin/flowguard airflow-env)" && \
+	  export AIRFLOW__API_AUTH__JWT_SECRET="$$(cat $(FLOWGUARD_HOME)/airflow/jwt_secret)" && \
+	  .venv/bin/airflow standalone
+
+# The MLflow UI on http://127.0.0.1:5000 over the embedded tracking store.
+mlflow: runtimes
+	.venv/bin/mlflow ui --backend-store-uri sqlite:///$(FLOWGUARD_HOME)/mlflow/mlflow.db \
+	  --host 127.0.0.1 --port 5000 --workers 1
+
+# The feast CLI by hand, as the Feast docs describe (registry and stores under var/feast).
+feast-apply: runtimes
+	cd feature_repo && ../.venv/bin/feast apply
+
+clean:
+	rm -rf var

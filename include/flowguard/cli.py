@@ -1,0 +1,62 @@
+"""The ``flowguard`` command line: demo, synthetic data, registry rollback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="flowguard", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run the synthetic week through Airflow end to end")
+    demo.add_argument("--scale", type=float, default=float(os.environ.get("FLOWGUARD_DEMO_SCALE", 0.01)),
+                      help="share of the published CICIDS2017 row counts (1.0 = 2.8 M rows)")
+    demo.add_argument("--port", type=int, default=int(os.environ.get("FLOWGUARD_AIRFLOW_PORT", 8080)))
+    gen = sub.add_parser("generate", help="write a synthetic CICIDS2017 week (published layout)")
+    gen.add_argument("out_dir", type=Path)
+    gen.add_argument("--scale", type=float, default=0.01)
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--quirk-rate", type=float, default=0.0)
+    sub.add_parser("rollback", help="point the champion alias back at the previous champion")
+    sub.add_parser("airflow-env", help="print the embedded profile's Airflow variables")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if args.command == "demo":
+        from flowguard.demo import Demo
+
+        logging.getLogger().setLevel(logging.WARNING)
+        return Demo(port=args.port, scale=args.scale).run()
+    if args.command == "generate":
+        from flowguard.synth import generate_week
+
+        for path in generate_week(args.out_dir, scale=args.scale, seed=args.seed,
+                                  quirk_rate=args.quirk_rate):
+            print(path)
+        return 0
+    if args.command == "rollback":
+        from flowguard.config import get_settings
+        from flowguard.pipeline import _mlflow
+        from flowguard.registry import rollback
+
+        settings = get_settings()
+        print(json.dumps({"champion": rollback(_mlflow(settings), settings.model_name)}))
+        return 0
+    if args.command == "airflow-env":
+        from flowguard.airflow_env import airflow_environment
+        from flowguard.config import get_settings
+
+        for key, value in airflow_environment(get_settings().home).items():
+            if "SECRET" not in key:
+                print(f"export {key}={value}")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Environment settings, read in one place.
+
+Every path and service address comes from an environment variable with an embedded-profile
+default under the project's ``var/`` folder. Nothing here creates folders or touches services
+on import: call :func:`get_settings` inside a task.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings of one process."""
+
+    home: Path
+    landing_dir: Path
+    lake_dir: Path
+    quarantine_dir: Path
+    gx_dir: Path
+    reports_dir: Path
+    work_dir: Path
+    feature_repo: Path
+    mlflow_tracking_uri: str
+    model_name: str
+    drift_python: Path
+
+    @property
+    def flows_source(self) -> Path:
+        """Folder of the Feast offline source: validated flows, one parquet per day."""
+        return self.lake_dir / "flows"
+
+    @property
+    def data_docs_index(self) -> Path:
+        return self.gx_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment (``FLOWGUARD_*``), falling back to ``var/``."""
+    home = Path(os.environ.get("FLOWGUARD_HOME", PROJECT_ROOT / "var")).resolve()
+    mlflow_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+    return Settings(
+        home=home,
+        landing_dir=Path(os.environ.get("FLOWGUARD_LANDING_DIR", home / "landing")),
+        lake_dir=home / "lake",
+        quarantine_dir=home / "quarantine",
+        gx_dir=home / "gx",
+        reports_dir=home / "reports",
+        work_dir=home / "work",
+        feature_repo=Path(os.environ.get("FLOWGUARD_FEATURE_REPO", PROJECT_ROOT / "feature_repo")),
+        mlflow_tracking_uri=mlflow_uri,
+        model_name=os.environ.get("FLOWGUARD_MODEL_NAME", "flow-classifier"),
+        drift_python=Path(
+            os.environ.get("FLOWGUARD_DRIFT_PYTHON", PROJECT_ROOT / ".venv-drift" / "bin" / "python")
+        ),
+    )

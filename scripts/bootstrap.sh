@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Create or refresh the two locked Python runtimes. Idempotent: a runtime whose lock file
+# has not changed since it was built is left alone (a stamp file holds the lock's hash).
+#   .venv        platform runtime: requirements.txt, installed with uv (from PyPI)
+#   .venv-drift  drift runtime: requirements-drift.txt, installed with pip so that torch
+#                comes from the local CPU wheel; torch is pinned exactly, never a CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+"$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' \
+  || { echo "bootstrap: Python 3.11 is required (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
+
+stamp_ok() { [ -f "$1/.lock-stamp" ] && [ "$(cat "$1/.lock-stamp")" = "$(sha256sum "$2" pyproject.toml | sha256sum | cut -c1-64)" ]; }
+write_stamp() { sha256sum "$2" pyproject.toml | sha256sum | cut -c1-64 > "$1/.lock-stamp"; }
+
+if ! stamp_ok .venv requirements.txt; then
+  echo "bootstrap: building the platform runtime (.venv) from requirements.txt"
+  start=$(date +%s)
+  [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
+  .venv/bin/uv pip install --quiet --python .venv/bin/python -r requirements.txt
+  .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
+  write_stamp .venv requirements.txt
+  echo "bootstrap: platform runtime ready in $(( $(date +%s) - start )) s ($(du -sh .venv | cut -f1))"
+fi
+
+if ! stamp_ok .venv-drift requirements-drift.txt; then
+  echo "bootstrap: building the drift runtime (.venv-drift) from requirements-drift.txt"
+  start=$(date +%s)
+  [ -x .venv-drift/bin/python ] || "$PYTHON" -m venv .venv-drift
+  .venv-drift/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-drift.txt 2>&1 \
+    | grep -v "^WARNING: Location" || true
+  .venv-drift/bin/python -c 'import torch; assert "+cpu" in torch.__version__ or not torch.cuda.is_available(), torch.__version__'
+  .venv-drift/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e . 2>&1 \
+    | grep -v "^WARNING: Location" || true
+  .venv-drift/bin/python -m pip check
+  write_stamp .venv-drift requirements-drift.txt
+  echo "bootstrap: drift runtime ready in $(( $(date +%s) - start )) s ($(du -sh .venv-drift | cut -f1))"
+fi
