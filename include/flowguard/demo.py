@@ -137,9 +137,9 @@ class Demo:
         while time.monotonic() - started < timeout:
             run = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
             tis = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
-            progress = " ".join(f"{t['task_id']}={t['state'] or 'none'}"
+            progress = " ".join(f"{t['task_id']}={t['state'] or '-'}"
                                 for t in sorted(tis["task_instances"],
-                                                key=lambda t: t["start_date"] or "~"))
+                                                key=lambda t: t["task_id"]))
             if progress != seen:
                 say(f"  {label}: {progress}")
                 seen = progress
@@ -264,7 +264,8 @@ class Demo:
         try:
             for v in summarise_versions(_mlflow(settings), settings.model_name):
                 print(f"  v{v['version']:<3} macro-F1 {v['macro_f1']:.4f}  gate {v['gate'] or '-':<7}"
-                      f" aliases {','.join(v['aliases']) or '-':<18} {v['trigger']}")
+                      f" aliases {','.join(v['aliases']) or '-':<18} trigger: {v['trigger']}")
+                print(f"       gate: {v['gate_reason']}")
         except Exception as exc:  # noqa: BLE001 - a summary must not hide the run's outcome
             print(f"  (could not read the registry: {exc})")
         print("\nDrift checks:")

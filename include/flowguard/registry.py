@@ -139,6 +139,7 @@ def summarise_versions(client: MlflowClient, name: str) -> list[dict[str, Any]]:
     for mv in sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)):
         run = client.get_run(mv.run_id)
         rows.append({"version": mv.version, "macro_f1": run.data.metrics.get("macro_f1"),
-                     "gate": mv.tags.get("gate"), "aliases": aliases.get(str(mv.version), []),
+                     "gate": mv.tags.get("gate"), "gate_reason": mv.tags.get("gate_reason", ""),
+                     "aliases": aliases.get(str(mv.version), []),
                      "trigger": run.data.tags.get("lineage.trigger_reason", "")})
     return rows

@@ -1,0 +1,56 @@
+"""The DAG files load without errors, carry the metadata operators rely on, and stay light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import PROJECT
+
+DAG_IDS = {"flowguard_ingest", "flowguard_train", "flowguard_monitor"}
+HEAVY = ["pandas", "feast", "mlflow", "xgboost", "great_expectations", "alibi_detect", "torch",
+         "sklearn", "flowguard.pipeline"]
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(PROJECT / "dags"))
+
+
+def test_no_import_errors(dagbag) -> None:
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == DAG_IDS
+
+
+@pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
+def test_dag_metadata(dagbag, dag_id: str) -> None:
+    dag = dagbag.dags[dag_id]
+    assert "flowguard" in dag.tags and len(dag.tags) >= 2
+    assert dag.doc_md and dag.doc_md.strip()
+    assert dag.catchup is False
+    for task in dag.tasks:
+        assert task.owner == "detection-ml", task.task_id
+        assert task.retries >= 1, task.task_id
+        assert task.on_failure_callback, task.task_id
+
+
+def test_monitor_branches_to_retrain_or_nothing(dagbag) -> None:
+    dag = dagbag.dags["flowguard_monitor"]
+    decide = dag.get_task("decide")
+    assert decide.downstream_task_ids == {"alert_and_retrain", "no_drift"}
+    trigger = dag.get_task("trigger_retrain")
+    assert trigger.trigger_dag_id == "flowguard_train"
+    assert "reason" in trigger.conf and trigger.skip_when_already_exists
+    assert dag.get_task("detect").expect_airflow is False
+
+
+@pytest.mark.parametrize("dag_file", sorted(p.name for p in (PROJECT / "dags").glob("*.py")))
+def test_dag_files_import_no_heavy_libraries(dag_file: str) -> None:
+    code = (f"import runpy, sys; runpy.run_path({str(PROJECT / 'dags' / dag_file)!r}); "
+            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1:] in ([], [""]), out.stdout

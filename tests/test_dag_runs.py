@@ -1,0 +1,84 @@
+"""Each DAG runs for real (``dag.test()``) on the embedded profile in a temporary home:
+Airflow metadata on SQLite, Feast on SQLite + DuckDB, MLflow on SQLite, the drift runtime
+through ``@task.external_python``. Chain: ingest Mon-Wed -> train -> ingest Fri -> monitor
+Fri, which must branch to the retraining trigger."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def chain_home(tmp_path_factory: pytest.TempPathFactory, synthetic_week: Path, drift_python: Path):
+    home = tmp_path_factory.mktemp("dag-chain")
+    saved = {k: os.environ.get(k) for k in ("FLOWGUARD_HOME", "FLOWGUARD_LANDING_DIR")}
+    os.environ["FLOWGUARD_HOME"] = str(home)
+    os.environ["FLOWGUARD_LANDING_DIR"] = str(synthetic_week)
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True,
+                   env=os.environ.copy())
+    yield home
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def dags(chain_home: Path):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(PROJECT / "dags"))
+    assert not bag.import_errors
+    return bag
+
+
+def _states(dag_run) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+def _day(d: int) -> datetime:
+    # A CronDataIntervalTimetable run started at midnight covers the day before it.
+    return datetime(2017, 7, d + 1, tzinfo=timezone.utc)
+
+
+def test_ingest_train_monitor_chain(dags, chain_home: Path) -> None:
+    ingest, train, monitor = (dags.dags[f"flowguard_{n}"] for n in ("ingest", "train", "monitor"))
+    for d in (3, 4, 5):
+        run = ingest.test(logical_date=_day(d))
+        assert run.state == "success", _states(run)
+        assert run.data_interval_start == datetime(2017, 7, d, tzinfo=timezone.utc)
+    assert len(list((chain_home / "lake" / "flows").glob("date=*/*.parquet"))) == 3
+    assert list((chain_home / "quarantine" / "flows").glob("date=*/*.parquet"))
+    assert list((chain_home / "gx").rglob("data_docs/local_site/index.html"))
+
+    run = train.test(run_conf={"as_of": "2017-07-06", "reason": "test"})
+    assert run.state == "success", _states(run)
+
+    run = ingest.test(logical_date=_day(7))
+    assert run.state == "success", _states(run)
+    run = monitor.test(logical_date=_day(7))
+    states = _states(run)
+    assert run.state == "success", states
+    assert states["alert_and_retrain"] == "success" and states["no_drift"] == "skipped", states
+    assert states["trigger_retrain"] == "success", states
+    assert list((chain_home / "reports" / "drift" / "2017-07-07").glob("drift_report.*"))
+
+    from airflow.models import DagRun
+
+    queued = DagRun.find(dag_id="flowguard_train")
+    retrain = [r for r in queued if r.run_id.startswith("drift__")]
+    assert len(retrain) == 1
+    assert retrain[0].conf["as_of"] == "2017-07-08"
+    assert retrain[0].conf["reason"].startswith("drift: drift (all of mmd p=")
