@@ -26,7 +26,9 @@ FEATURES = Asset("flowguard_features", uri="file:///flowguard/lake/flows")
 
 @dag(
     dag_id="flowguard_monitor",
-    schedule=CronDataIntervalTimetable("0 6 * * *", timezone="UTC"),
+    # Same daily interval as ingest: the run for [day, day+1) checks that day's flows. It
+    # starts when ingest does; `prepare` retries until the day's partition is materialized.
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=datetime(2017, 7, 3),
     catchup=False,
     max_active_runs=1,
@@ -46,7 +48,7 @@ FEATURES = Asset("flowguard_features", uri="file:///flowguard/lake/flows")
     },
 )
 def flowguard_monitor() -> None:
-    @task(inlets=[FEATURES])
+    @task(inlets=[FEATURES], retries=6, retry_delay=timedelta(minutes=10))
     def prepare(params=None, data_interval_start=None, data_interval_end=None,
                 run_id=None) -> dict:
         from flowguard.pipeline import prepare_monitoring

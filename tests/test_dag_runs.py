@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -50,7 +50,7 @@ def _states(dag_run) -> dict[str, str]:
 
 def _day(d: int) -> datetime:
     # A CronDataIntervalTimetable run started at midnight covers the day before it.
-    return datetime(2017, 7, d + 1, tzinfo=timezone.utc)
+    return datetime(2017, 7, d + 1, tzinfo=UTC)
 
 
 def test_ingest_train_monitor_chain(dags, chain_home: Path) -> None:
@@ -58,7 +58,7 @@ def test_ingest_train_monitor_chain(dags, chain_home: Path) -> None:
     for d in (3, 4, 5):
         run = ingest.test(logical_date=_day(d))
         assert run.state == "success", _states(run)
-        assert run.data_interval_start == datetime(2017, 7, d, tzinfo=timezone.utc)
+        assert run.data_interval_start == datetime(2017, 7, d, tzinfo=UTC)
     assert len(list((chain_home / "lake" / "flows").glob("date=*/*.parquet"))) == 3
     assert list((chain_home / "quarantine" / "flows").glob("date=*/*.parquet"))
     assert list((chain_home / "gx").rglob("data_docs/local_site/index.html"))

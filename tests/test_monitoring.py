@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from flowguard.monitoring import (
     decide,
     feature_shift,
