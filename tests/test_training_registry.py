@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from flowguard.evaluation import evaluate
-from flowguard.schema import FEATURE_COLUMNS
+from flowguard.schema import FEATURE_COLUMNS, HOST_FEATURES
 from flowguard.training import class_weights, time_aware_split
 
 
@@ -17,6 +17,8 @@ def _frame(n_per_class: dict[str, int], seed: int = 0, shift: float = 3.0) -> pd
     for k, (label, n) in enumerate(n_per_class.items()):
         x = rng.normal(k * shift, 1.0, size=(n, len(FEATURE_COLUMNS))).clip(0)
         part = pd.DataFrame(x, columns=FEATURE_COLUMNS)
+        for col in HOST_FEATURES:  # host activity: informative, and missing for some flows
+            part[col] = np.where(rng.random(n) < 0.2, np.nan, rng.normal(k, 1.0, n))
         part["label"] = label
         part["flow_uid"] = np.arange(uid, uid + n)
         part["event_timestamp"] = pd.Timestamp("2017-07-03", tz="UTC") + pd.to_timedelta(
@@ -89,7 +91,7 @@ def test_train_register_gate_and_rollback_on_a_real_mlflow(home: Path, tmp_path:
     v2 = register(client, "m", r2.model_uri, r2.run_id)
     d2 = gate_and_promote(client, "m", v2)
     assert d2.promoted and d2.champion_macro_f1 < d2.challenger_macro_f1
-    assert client.get_model_version_by_alias("m", PREVIOUS).version == v1
+    assert str(client.get_model_version_by_alias("m", PREVIOUS).version) == v1
 
     # a worse challenger (noise labels) is registered but does not move the champion
     third = tmp_path / "third.parquet"
@@ -100,11 +102,11 @@ def test_train_register_gate_and_rollback_on_a_real_mlflow(home: Path, tmp_path:
     v3 = register(client, "m", r3.model_uri, r3.run_id)
     d3 = gate_and_promote(client, "m", v3)
     assert not d3.promoted
-    assert client.get_model_version_by_alias("m", CHAMPION).version == v2
+    assert str(client.get_model_version_by_alias("m", CHAMPION).version) == v2
     assert client.get_model_version("m", v3).tags["gate"] == "failed"
 
     assert rollback(client, "m") == v1
-    assert client.get_model_version_by_alias("m", PREVIOUS).version == v2
+    assert str(client.get_model_version_by_alias("m", PREVIOUS).version) == v2
     rows = summarise_versions(client, "m")
     assert [r["version"] for r in rows] == [v1, v2, v3]
     run = client.get_run(r2.run_id)

@@ -65,5 +65,9 @@ def test_batch_level_failures_raise_actionable_errors(tuesday, context) -> None:
     with pytest.raises(BatchRejected, match="lacks columns.*flow_duration"):
         validate_batch(tuesday.drop(columns=["flow_duration"]), context, INTERVAL, run_name="cols")
     wrong_day = (datetime(2017, 7, 10, tzinfo=UTC), datetime(2017, 7, 11, tzinfo=UTC))
-    with pytest.raises(BatchRejected, match="failed validation"):
+    with pytest.raises(BatchRejected, match=r"no landing row falls in .*Tuesday-WorkingHours"):
         validate_batch(tuesday, context, wrong_day, run_name="wrong-day")
+    spoiled = tuesday.copy()
+    spoiled.loc[spoiled.index[: len(spoiled) * 2 // 3], "tot_fwd_pkts"] = -1
+    with pytest.raises(BatchRejected, match="failed validation .*tot_fwd_pkts"):
+        validate_batch(spoiled, context, INTERVAL, run_name="spoiled")

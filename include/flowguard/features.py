@@ -106,7 +106,7 @@ def get_store(repo_path: Path, home: Path) -> FeatureStore:
     """A FeatureStore on ``repo_path``; ``FLOWGUARD_HOME`` fills the yaml's placeholders."""
     from feast import FeatureStore
 
-    os.environ.setdefault("FLOWGUARD_HOME", str(home))
+    os.environ["FLOWGUARD_HOME"] = str(home)  # the yaml's ${FLOWGUARD_HOME} placeholders
     (home / "feast").mkdir(parents=True, exist_ok=True)
     return FeatureStore(repo_path=str(repo_path.resolve()))
 
@@ -118,6 +118,7 @@ def apply_definitions(repo_path: Path, home: Path) -> list[str]:
     repo_path = repo_path.resolve()  # apply_total changes the working directory
     if str(repo_path) not in sys.path:  # feast imports definitions.py as a top-level module
         sys.path.insert(0, str(repo_path))
+    sys.modules.pop("definitions", None)  # its source paths follow FLOWGUARD_HOME: re-read
     store = get_store(repo_path, home)
     cwd = Path.cwd()
     try:

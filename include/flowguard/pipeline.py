@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ def validate_interval(start: str, end: str, run_name: str) -> dict[str, Any]:
     frame = read_day(settings.landing_dir, day)
     outcome = validate_batch(frame, get_context(settings.gx_dir), (_utc(start), _utc(end)),
                              run_name=run_name)
-    now = datetime.now()
+    now = datetime.now(UTC)
     valid_path = write_valid_flows(outcome.valid, settings.flows_source, day, now)
     hosts_path = write_host_activity(outcome.valid, settings.lake_dir / "hosts", day, now)
     quarantine = outcome.quarantined.astype({"raw_label": "string", "label": "string"})

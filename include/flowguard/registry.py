@@ -138,7 +138,7 @@ def summarise_versions(client: MlflowClient, name: str) -> list[dict[str, Any]]:
     rows = []
     for mv in sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)):
         run = client.get_run(mv.run_id)
-        rows.append({"version": mv.version, "macro_f1": run.data.metrics.get("macro_f1"),
+        rows.append({"version": str(mv.version), "macro_f1": run.data.metrics.get("macro_f1"),
                      "gate": mv.tags.get("gate"), "gate_reason": mv.tags.get("gate_reason", ""),
                      "aliases": aliases.get(str(mv.version), []),
                      "trigger": run.data.tags.get("lineage.trigger_reason", "")})

@@ -71,7 +71,8 @@ def fit_model(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], seed
     index = {c: i for i, c in enumerate(classes)}
     model = XGBClassifier(
         n_estimators=n_estimators, max_depth=8, learning_rate=0.15, tree_method="hist",
-        max_bin=64, objective="multi:softprob", eval_metric="mlogloss", n_jobs=2,
+        max_bin=64, objective="multi:softprob" if len(classes) > 2 else "binary:logistic",
+        eval_metric="mlogloss" if len(classes) > 2 else "logloss", n_jobs=2,
         random_state=seed, early_stopping_rounds=20 if len(valid) else None,
     )
     eval_set = [(valid[MODEL_FEATURES], valid["label"].map(index))] if len(valid) else None

@@ -71,7 +71,14 @@ def get_context(gx_dir: Path) -> AbstractDataContext:
     import great_expectations as gx
 
     gx_dir.mkdir(parents=True, exist_ok=True)
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="file", project_root_dir=str(gx_dir))
+    bars = context.variables.progress_bars
+    enabled = bars.get("globally", True) if isinstance(bars, dict) else getattr(bars, "globally", True)
+    if bars is None or enabled:
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        context.variables.save()  # no tqdm bars in task logs
     # add_or_update_pandas on an existing source wipes its assets: get first, add if missing.
     try:
         source = context.data_sources.get(DATASOURCE)
@@ -124,6 +131,13 @@ def validate_batch(
                   else pd.Timestamp(t, tz="UTC") for t in interval)
     frame = frame.assign(
         in_interval=(frame["event_timestamp"] >= start) & (frame["event_timestamp"] < end))
+    if not frame["in_interval"].any():
+        stamps = frame["event_timestamp"].dropna()
+        held = f"{stamps.min()} to {stamps.max()}" if len(stamps) else "no parseable timestamps"
+        raise BatchRejected(
+            f"no landing row falls in the run's interval [{start}, {end}): the files "
+            f"{sorted(frame['source_file'].unique()) if 'source_file' in frame else '?'} "
+            f"hold flows from {held}. Land this day's files, or trigger the run for their day.")
     checkpoint = _checkpoint(context)
     result = checkpoint.run(batch_parameters={"dataframe": frame},
                             run_id=RunIdentifier(run_name=run_name))
