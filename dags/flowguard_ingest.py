@@ -10,12 +10,11 @@ into the online store. Updates the `flowguard_features` asset.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
-from flowguard.alerts import task_failure_alert
+from airflow.sdk import CronDataIntervalTimetable, dag, task
 
-FEATURES = Asset("flowguard_features", uri="file:///flowguard/lake/flows")
+from flowguard.dag_common import FEATURES, default_args
 
 
 @dag(
@@ -26,8 +25,7 @@ FEATURES = Asset("flowguard_features", uri="file:///flowguard/lake/flows")
     max_active_runs=1,
     doc_md=__doc__,
     tags=["flowguard", "ingest", "great-expectations", "feast"],
-    default_args={"owner": "detection-ml", "retries": 2, "retry_delay": timedelta(seconds=30),
-                  "on_failure_callback": task_failure_alert},
+    default_args=default_args(retries=2),
 )
 def flowguard_ingest() -> None:
     @task

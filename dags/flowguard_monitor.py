@@ -16,13 +16,12 @@ from pathlib import Path
 
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
-from flowguard.alerts import task_failure_alert
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+
+from flowguard.dag_common import FEATURES, default_args
 
 PROJECT = Path(__file__).resolve().parents[1]
 DRIFT_PYTHON = os.environ.get("FLOWGUARD_DRIFT_PYTHON", str(PROJECT / ".venv-drift/bin/python"))
-FEATURES = Asset("flowguard_features", uri="file:///flowguard/lake/flows")
-
 
 @dag(
     dag_id="flowguard_monitor",
@@ -34,8 +33,7 @@ FEATURES = Asset("flowguard_features", uri="file:///flowguard/lake/flows")
     max_active_runs=1,
     doc_md=__doc__,
     tags=["flowguard", "monitoring", "drift", "alibi-detect"],
-    default_args={"owner": "detection-ml", "retries": 2, "retry_delay": timedelta(seconds=30),
-                  "on_failure_callback": task_failure_alert},
+    default_args=default_args(retries=2),
     params={
         "sample_size": Param(1000, type="integer", minimum=100, maximum=20000,
                              title="Sample size", description="Flows per side of each test."),

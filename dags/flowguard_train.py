@@ -12,10 +12,11 @@ Runs on demand: by hand from the UI, or from `flowguard_monitor` when drift is d
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import Param, dag, task
-from flowguard.alerts import task_failure_alert
+
+from flowguard.dag_common import default_args
 
 
 @dag(
@@ -26,8 +27,7 @@ from flowguard.alerts import task_failure_alert
     max_active_runs=1,
     doc_md=__doc__,
     tags=["flowguard", "training", "mlflow", "xgboost"],
-    default_args={"owner": "detection-ml", "retries": 1, "retry_delay": timedelta(seconds=30),
-                  "on_failure_callback": task_failure_alert},
+    default_args=default_args(retries=1),
     params={
         "as_of": Param("", type="string", title="Train on data before",
                        description="ISO date (exclusive); empty = after the newest partition."),

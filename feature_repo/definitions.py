@@ -18,6 +18,7 @@ from pathlib import Path
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64
+
 from flowguard.schema import FEATURE_COLUMNS, HOST_FEATURES
 
 _LAKE = Path(os.environ.get("FLOWGUARD_HOME", Path(__file__).resolve().parents[1] / "var")) / "lake"

@@ -2,8 +2,9 @@
 # Create or refresh the two locked Python runtimes. Idempotent: a runtime whose lock file
 # has not changed since it was built is left alone (a stamp file holds the lock's hash).
 #   .venv        platform runtime: requirements.txt, installed with uv (from PyPI)
-#   .venv-drift  drift runtime: requirements-drift.txt, installed with pip so that torch
-#                comes from the local CPU wheel; torch is pinned exactly, never a CUDA build.
+#   .venv-drift  drift runtime: requirements-drift.txt (a full freeze of
+#                requirements-drift.in), installed with pip --no-deps so that torch comes
+#                from the local CPU wheel and no resolver ever reaches for a CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +30,8 @@ if ! stamp_ok .venv-drift requirements-drift.txt; then
   echo "bootstrap: building the drift runtime (.venv-drift) from requirements-drift.txt"
   start=$(date +%s)
   [ -x .venv-drift/bin/python ] || "$PYTHON" -m venv .venv-drift
-  .venv-drift/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-drift.txt 2>&1 \
+  .venv-drift/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+    -r requirements-drift.txt 2>&1 \
     | grep -v "^WARNING: Location" || true
   .venv-drift/bin/python -c 'import torch; assert "+cpu" in torch.__version__ or not torch.cuda.is_available(), torch.__version__'
   .venv-drift/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e . 2>&1 \

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from flowguard.config import PROJECT_ROOT
 from flowguard.features import (
     TrainingSetIncomplete,

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from flowguard.monitoring import (
     decide,
     feature_shift,

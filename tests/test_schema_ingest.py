@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from flowguard.ingest import LandingError, canonical_columns, files_for_day, read_landing_file
 from flowguard.schema import (
     FEATURE_COLUMNS,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from flowguard.ingest import read_day
 from flowguard.synth import PUBLISHED_FILES, generate_week
 

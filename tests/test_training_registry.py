@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from flowguard.evaluation import evaluate
 from flowguard.schema import FEATURE_COLUMNS, HOST_FEATURES
 from flowguard.training import class_weights, time_aware_split

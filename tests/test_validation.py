@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+
 from flowguard.ingest import read_day
 from flowguard.validation import BatchRejected, get_context, validate_batch
 
