@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--quirk-rate", type=float, default=0.0)
     sub.add_parser("rollback", help="point the champion alias back at the previous champion")
+    score = sub.add_parser("score", help="score flow records (JSON object or list) with the "
+                           "champion and online host features; prints JSON")
+    score.add_argument("input", nargs="?", default="-", help="JSON file, or - for stdin")
     sub.add_parser("airflow-env", help="print the embedded profile's Airflow variables")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -46,6 +49,21 @@ def main(argv: list[str] | None = None) -> int:
 
         settings = get_settings()
         print(json.dumps({"champion": rollback(_mlflow(settings), settings.model_name)}))
+        return 0
+    if args.command == "score":
+        from flowguard.pipeline import score_records
+        from flowguard.scoring import InvalidFlow
+
+        logging.getLogger().setLevel(logging.WARNING)
+        text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text()
+        try:
+            payload = json.loads(text)
+            records = payload if isinstance(payload, list) else [payload]
+            results = score_records(records)
+        except (json.JSONDecodeError, InvalidFlow, LookupError) as exc:
+            print(json.dumps({"error": str(exc), "input": args.input}), file=sys.stderr)
+            return 2
+        print(json.dumps(results if isinstance(payload, list) else results[0], indent=2))
         return 0
     if args.command == "airflow-env":
         from flowguard.airflow_env import airflow_environment

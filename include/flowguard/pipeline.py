@@ -200,3 +200,22 @@ def report_and_decide(prepared: dict[str, Any], detectors: dict[str, Any], run_k
             "report_json": paths["json"], "window": prepared["window"],
             "mmd_p_value": detectors["mmd"]["p_value"],
             "classifier_p_value": detectors["classifier"]["p_value"]}
+
+
+# ---------------------------------------------------------------- online scoring
+
+
+def score_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Score flows with ``champion`` and host features from the online store."""
+    from flowguard.features import get_store
+    from flowguard.registry import champion_version, load_model
+    from flowguard.scoring import score_flows
+
+    settings = get_settings()
+    client = _mlflow(settings)
+    version = champion_version(client, settings.model_name)
+    if version is None:
+        raise LookupError(f"no '{settings.model_name}@champion' yet: run the training DAG first")
+    model, classes = load_model(client, settings.model_name, version)
+    store = get_store(settings.feature_repo, settings.home)
+    return score_flows(records, store, model, classes, version)
