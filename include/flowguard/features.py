@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from flowguard.schema import FEATURE_COLUMNS, HOST_FEATURES
+from flowguard.schema import FEATURE_COLUMNS, HOST_FEATURES, as_utc
 
 if TYPE_CHECKING:
     from datetime import date, datetime
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FEATURE_SERVICE = "flow_classifier_v1"
-FEATURE_VIEW = "flow_stats"
 HOST_VIEW = "src_host_activity_1h"
 ENTITY_KEY = "flow_uid"
 HOST_KEY = "src_ip"
@@ -57,8 +56,7 @@ def write_valid_flows(valid: pd.DataFrame, root: Path, day: date, ingested_at: d
     frame = valid[columns + FEATURE_COLUMNS].copy()
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True).astype(
         "datetime64[ns, UTC]")
-    frame["ingested_at"] = pd.Timestamp(ingested_at).tz_convert("UTC") if pd.Timestamp(
-        ingested_at).tzinfo else pd.Timestamp(ingested_at, tz="UTC")
+    frame["ingested_at"] = as_utc(ingested_at)
     frame["ingested_at"] = frame["ingested_at"].astype("datetime64[ns, UTC]")
     for col in ("src_ip", "dst_ip", "flow_id", "label", "source_file"):
         if col in frame:
@@ -96,8 +94,7 @@ def host_activity(valid: pd.DataFrame) -> pd.DataFrame:
 def write_host_activity(valid: pd.DataFrame, root: Path, day: date, ingested_at: datetime
                         ) -> Path:
     frame = host_activity(valid)
-    frame["ingested_at"] = pd.Timestamp(ingested_at, tz="UTC") if pd.Timestamp(
-        ingested_at).tzinfo is None else pd.Timestamp(ingested_at).tz_convert("UTC")
+    frame["ingested_at"] = as_utc(ingested_at)
     frame["ingested_at"] = frame["ingested_at"].astype("datetime64[ns, UTC]")
     return write_partition(frame, root, day)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from flowguard.schema import CICIDS2017_COLUMNS, FEATURE_COLUMNS, canonical_label
+from flowguard.schema import FEATURE_COLUMNS, PUBLISHED_TO_CANONICAL, canonical_label
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 CAPTURE_TZ = "America/Halifax"  # CICIDS2017 testbed clock (ADT, UTC-3 in July)
 WORKDAY_START_HOUR = 8  # the capture ran 08:00-17:00; an hour below 8 is a PM hour
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-_HEADER_TO_CANONICAL = {h: c for h, c in CICIDS2017_COLUMNS if c != "fwd_header_len_dup"}
 
 
 class LandingError(ValueError):
@@ -43,7 +42,7 @@ def canonical_columns(headers: list[str], path: Path) -> list[str]:
     names, seen = [], set()
     for raw in headers:
         header = raw.strip()
-        name = _HEADER_TO_CANONICAL.get(header)
+        name = PUBLISHED_TO_CANONICAL.get(header)
         if name is None:
             raise LandingError(f"{path}: unknown column {raw!r}; expected a CICIDS2017 layout")
         if name in seen:

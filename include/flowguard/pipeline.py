@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from flowguard.config import Settings, get_settings
+from flowguard.schema import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,7 @@ def _day(ts: str | datetime) -> date:
 
 
 def _utc(ts: str | datetime) -> datetime:
-    stamp = pd.Timestamp(ts)
-    return (stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")).to_pydatetime()
+    return as_utc(ts).to_pydatetime()
 
 
 def _mlflow(settings: Settings) -> Any:
@@ -140,12 +140,11 @@ def promote_if_better(version: str) -> dict[str, Any]:
 
 def prepare_monitoring(start: str, end: str, run_key: str, n: int = 1000) -> dict[str, Any]:
     """Reference vs window inputs for the drift runtime, plus prediction and feature shift."""
-    import numpy as np
 
     from flowguard.features import entity_rows, get_store, historical_features
     from flowguard.monitoring import feature_shift, prediction_drift, prepare_inputs
     from flowguard.registry import champion_version, load_model, load_run_frame
-    from flowguard.schema import MODEL_FEATURES
+    from flowguard.training import predict_labels
 
     settings = get_settings()
     client = _mlflow(settings)
@@ -159,13 +158,10 @@ def prepare_monitoring(start: str, end: str, run_key: str, n: int = 1000) -> dic
     out_dir = settings.work_dir / "monitor" / run_key
     prepared = prepare_inputs(reference, current, out_dir, n=n)
     model, classes = load_model(client, settings.model_name, version)
-
-    def predict(frame: pd.DataFrame) -> np.ndarray:
-        return np.asarray(classes)[model.predict(frame[MODEL_FEATURES]).astype(int)]
-
     prepared.update(
         window=f"{_day(start)}", champion_version=version,
-        prediction_drift=prediction_drift(predict(reference), predict(current), classes),
+        prediction_drift=prediction_drift(predict_labels(model, classes, reference),
+                                          predict_labels(model, classes, current), classes),
         top_features=feature_shift(reference, current),
     )
     return prepared

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from flowguard.evaluation import evaluate
-from flowguard.schema import MODEL_FEATURES
+from flowguard.training import predict_labels
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -78,10 +78,7 @@ def load_run_frame(client: MlflowClient, run_id: str, artifact: str) -> pd.DataF
 
 
 def score(model: Any, classes: list[str], frame: pd.DataFrame) -> dict[str, float]:
-    import numpy as np
-
-    predicted = np.asarray(classes)[model.predict(frame[MODEL_FEATURES]).astype(int)]
-    return evaluate(frame["label"].to_numpy(), predicted, classes)
+    return evaluate(frame["label"].to_numpy(), predict_labels(model, classes, frame), classes)
 
 
 def gate_and_promote(client: MlflowClient, name: str, version: str, tolerance: float = 0.005,

@@ -9,6 +9,10 @@ bytes, rates per second.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # (published header, canonical name) in the order of the 85-column "TrafficLabelling" files.
 # The 79-column "MachineLearningCVE" files are the same without the first six identifiers
@@ -102,6 +106,8 @@ CICIDS2017_COLUMNS: list[tuple[str, str]] = [
 ]
 
 TRAFFIC_LABELLING_HEADERS = [h for h, _ in CICIDS2017_COLUMNS]
+# Header -> canonical name; the second "Fwd Header Length" is told apart by position.
+PUBLISHED_TO_CANONICAL = {h: c for h, c in CICIDS2017_COLUMNS if c != "fwd_header_len_dup"}
 MACHINE_LEARNING_CVE_HEADERS = TRAFFIC_LABELLING_HEADERS[4:5] + TRAFFIC_LABELLING_HEADERS[7:]
 
 IDENTIFIER_COLUMNS = ["flow_id", "src_ip", "src_port", "dst_ip", "protocol", "timestamp"]
@@ -141,6 +147,14 @@ LABELS: list[str] = [
     "DDoS",
 ]
 _LABEL_KEYS = {re.sub(r"[^a-z0-9]", "", label.lower()): label for label in LABELS}
+
+
+def as_utc(ts: object) -> pd.Timestamp:
+    """A timestamp in UTC; a naive one is taken to be UTC already."""
+    import pandas as pd
+
+    stamp = pd.Timestamp(ts)
+    return stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
 
 
 def canonical_label(raw: str) -> str | None:

@@ -14,12 +14,15 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from flowguard.features import HOST_KEY, HOST_VIEW, UNKNOWN_HOST
-from flowguard.schema import CICIDS2017_COLUMNS, FEATURE_COLUMNS, HOST_FEATURES, MODEL_FEATURES
+from flowguard.schema import (
+    FEATURE_COLUMNS,
+    HOST_FEATURES,
+    MODEL_FEATURES,
+    PUBLISHED_TO_CANONICAL,
+)
 
 if TYPE_CHECKING:
     from feast import FeatureStore
-
-_PUBLISHED = {h: c for h, c in CICIDS2017_COLUMNS if c != "fwd_header_len_dup"}
 
 
 class InvalidFlow(ValueError):
@@ -30,7 +33,7 @@ def canonical_flow(record: dict[str, Any]) -> dict[str, Any]:
     """Accept canonical names or the published CICIDS2017 headers (any whitespace)."""
     flow = {}
     for key, value in record.items():
-        name = _PUBLISHED.get(str(key).strip(), str(key).strip())
+        name = PUBLISHED_TO_CANONICAL.get(str(key).strip(), str(key).strip())
         flow[name] = value
     missing = [c for c in FEATURE_COLUMNS if c not in flow]
     if missing:
@@ -46,27 +49,24 @@ def canonical_flow(record: dict[str, Any]) -> dict[str, Any]:
     return flow
 
 
-def host_features(store: FeatureStore, src_ip: str) -> dict[str, float | None]:
-    """Latest materialized activity of one source host (None where the host is unknown)."""
+def host_features(store: FeatureStore, src_ips: list[str]) -> list[dict[str, float | None]]:
+    """Latest materialized activity of each source host (None where a host is unknown),
+    in one online-store request."""
     online = store.get_online_features(
         features=[f"{HOST_VIEW}:{name}" for name in HOST_FEATURES],
-        entity_rows=[{HOST_KEY: src_ip}],
+        entity_rows=[{HOST_KEY: ip} for ip in src_ips],
     ).to_dict()
-    return {name: online[name][0] for name in HOST_FEATURES}
+    return [{name: online[name][i] for name in HOST_FEATURES} for i in range(len(src_ips))]
 
 
 def score_flows(records: list[dict[str, Any]], store: FeatureStore, model: Any,
                 classes: list[str], model_version: str) -> list[dict[str, Any]]:
     """Score flow records with the champion; returns one result dict per record."""
     flows = [canonical_flow(r) for r in records]
-    rows = []
-    hosts = []
-    for flow in flows:
-        src_ip = str(flow.get("src_ip") or UNKNOWN_HOST).strip()
-        host = host_features(store, src_ip)
-        hosts.append(host)
-        rows.append({**{c: flow[c] for c in FEATURE_COLUMNS},
-                     **{k: (math.nan if v is None else float(v)) for k, v in host.items()}})
+    hosts = host_features(store, [str(f.get("src_ip") or UNKNOWN_HOST).strip() for f in flows])
+    rows = [{**{c: flow[c] for c in FEATURE_COLUMNS},
+             **{k: (math.nan if v is None else float(v)) for k, v in host.items()}}
+            for flow, host in zip(flows, hosts, strict=True)]
     proba = model.predict_proba(pd.DataFrame(rows, columns=MODEL_FEATURES))
     results = []
     for flow, host, p in zip(flows, hosts, proba, strict=True):

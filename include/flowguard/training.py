@@ -11,12 +11,11 @@ count without letting 40 Heartbleed flows dominate a 500 k benign day.
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -82,6 +81,7 @@ def fit_model(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], seed
 
 
 def predict_labels(model: XGBClassifier, classes: list[str], frame: pd.DataFrame) -> np.ndarray:
+    """Class names predicted for ``frame`` (the model works on class indices)."""
     return np.asarray(classes)[model.predict(frame[MODEL_FEATURES]).astype(int)]
 
 
@@ -154,9 +154,3 @@ def _log_frame(frame: pd.DataFrame, artifact_file: str) -> None:
         path = Path(tmp) / Path(artifact_file).name
         frame.to_parquet(path, index=False)
         mlflow.log_artifact(str(path), artifact_path=str(Path(artifact_file).parent))
-
-
-def save_json(data: dict[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, default=str))
-    return path

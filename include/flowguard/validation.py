@@ -13,14 +13,19 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from flowguard.schema import FEATURE_COLUMNS, LABELS, NON_NEGATIVE_COLUMNS, RATE_COLUMNS
+from flowguard.schema import (
+    FEATURE_COLUMNS,
+    LABELS,
+    NON_NEGATIVE_COLUMNS,
+    RATE_COLUMNS,
+    as_utc,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
 
+    import pandas as pd
     from great_expectations.data_context import AbstractDataContext
 
 log = logging.getLogger(__name__)
@@ -69,16 +74,13 @@ def build_suite() -> Any:
 def get_context(gx_dir: Path) -> AbstractDataContext:
     """A file-backed GX context (data docs under ``gx_dir``), with the suite up to date."""
     import great_expectations as gx
-
-    gx_dir.mkdir(parents=True, exist_ok=True)
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    gx_dir.mkdir(parents=True, exist_ok=True)
     context = gx.get_context(mode="file", project_root_dir=str(gx_dir))
-    bars = context.variables.progress_bars
-    enabled = bars.get("globally", True) if isinstance(bars, dict) else getattr(bars, "globally", True)
-    if bars is None or enabled:
+    if (context.variables.progress_bars or {}).get("globally", True):
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        context.variables.save()  # no tqdm bars in task logs
+        context.variables.save()  # no tqdm bars in task logs; saved once per project
     # add_or_update_pandas on an existing source wipes its assets: get first, add if missing.
     try:
         source = context.data_sources.get(DATASOURCE)
@@ -127,8 +129,7 @@ def validate_batch(
     missing = [c for c in [ROW_ID, "label", *FEATURE_COLUMNS] if c not in frame.columns]
     if missing:
         raise BatchRejected(f"the batch lacks columns {missing}: the landing layout changed")
-    start, end = (pd.Timestamp(t).tz_convert("UTC") if pd.Timestamp(t).tzinfo
-                  else pd.Timestamp(t, tz="UTC") for t in interval)
+    start, end = (as_utc(t) for t in interval)
     frame = frame.assign(
         in_interval=(frame["event_timestamp"] >= start) & (frame["event_timestamp"] < end))
     if not frame["in_interval"].any():
