@@ -21,9 +21,7 @@ lint: runtimes
 
 # Browse what the demo left behind: the Airflow UI on http://127.0.0.1:8080 (Ctrl-C stops it).
 airflow: runtimes
-	eval "$$(.venv/bin/flowguard airflow-env)" && \
-	  export AIRFLOW__API_AUTH__JWT_SECRET="$$(cat $(FLOWGUARD_HOME)/airflow/jwt_secret)" && \
-	  .venv/bin/airflow standalone
+	.venv/bin/flowguard airflow
 
 # The MLflow UI on http://127.0.0.1:5000 over the embedded tracking store.
 mlflow: runtimes
@@ -32,6 +30,7 @@ mlflow: runtimes
 
 # The feast CLI by hand, as the Feast docs describe (registry and stores under var/feast).
 feast-apply: runtimes
+	mkdir -p $(FLOWGUARD_HOME)/feast
 	cd feature_repo && ../.venv/bin/feast apply
 
 clean:

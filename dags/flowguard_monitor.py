@@ -10,18 +10,16 @@ Writes an HTML + JSON report (also logged to MLflow). On drift it alerts and tri
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
+from flowguard.config import PROJECT_ROOT, get_settings
 from flowguard.dag_common import FEATURES, default_args
 
-PROJECT = Path(__file__).resolve().parents[1]
-DRIFT_PYTHON = os.environ.get("FLOWGUARD_DRIFT_PYTHON", str(PROJECT / ".venv-drift/bin/python"))
+DRIFT_PYTHON = str(get_settings().drift_python)  # env reads only: cheap at parse time
 
 @dag(
     dag_id="flowguard_monitor",
@@ -51,8 +49,7 @@ def flowguard_monitor() -> None:
                 run_id=None) -> dict:
         from flowguard.pipeline import prepare_monitoring
 
-        prepared = prepare_monitoring(str(data_interval_start), str(data_interval_end),
-                                      run_id.replace(":", "_").replace("+", "_"),
+        prepared = prepare_monitoring(str(data_interval_start), str(data_interval_end), run_id,
                                       n=int(params["sample_size"]))
         return {**prepared, "p_val": float(params["p_value"]),
                 "n_permutations": int(params["n_permutations"])}
@@ -60,7 +57,7 @@ def flowguard_monitor() -> None:
     @task.external_python(
         python=DRIFT_PYTHON,
         expect_airflow=False,
-        env_vars={"PYTHONPATH": str(PROJECT / "include"), "OMP_NUM_THREADS": "1"},
+        env_vars={"PYTHONPATH": str(PROJECT_ROOT / "include"), "OMP_NUM_THREADS": "1"},
     )
     def detect(ref_path: str, cur_path: str, p_val: float, n_permutations: int) -> dict:
         from flowguard.drift import run_detectors

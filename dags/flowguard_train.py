@@ -42,8 +42,7 @@ def flowguard_train() -> None:
     def training_set(params=None, run_id=None) -> dict:
         from flowguard.pipeline import build_training_set
 
-        return build_training_set(params["as_of"] or None, int(params["window_days"]),
-                                  run_id.replace(":", "_").replace("+", "_"))
+        return build_training_set(params["as_of"] or None, int(params["window_days"]), run_id)
 
     @task
     def train(built: dict, params=None, run_id=None) -> dict:

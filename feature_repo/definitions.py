@@ -12,16 +12,15 @@ Training and monitoring read the versioned feature service, point-in-time, never
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64
 
+from flowguard.config import get_settings
 from flowguard.schema import FEATURE_COLUMNS, HOST_FEATURES
 
-_LAKE = Path(os.environ.get("FLOWGUARD_HOME", Path(__file__).resolve().parents[1] / "var")) / "lake"
+_LAKE = get_settings().lake_dir
 
 flow = Entity(
     name="flow",

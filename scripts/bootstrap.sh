@@ -7,10 +7,23 @@
 #                from the local CPU wheel and no resolver ever reaches for a CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Two `make` targets started at once must not build the same virtualenv concurrently.
+exec 9>.bootstrap.lock
+flock 9
 
 PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 "$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' \
   || { echo "bootstrap: Python 3.11 is required (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
+
+# pip prints a warning per package for this machine's extra index folders; drop those lines
+# but keep pip's own exit status (a filter in a pipe with `|| true` would hide a failure).
+pip_quiet() {
+  local log; log=$(mktemp)
+  if "$@" >"$log" 2>&1; then status=0; else status=$?; fi
+  grep -v "^WARNING: Location" "$log" || true
+  rm -f "$log"
+  return "$status"
+}
 
 stamp_ok() { [ -f "$1/.lock-stamp" ] && [ "$(cat "$1/.lock-stamp")" = "$(sha256sum "$2" pyproject.toml | sha256sum | cut -c1-64)" ]; }
 write_stamp() { sha256sum "$2" pyproject.toml | sha256sum | cut -c1-64 > "$1/.lock-stamp"; }
@@ -19,7 +32,7 @@ if ! stamp_ok .venv requirements.txt; then
   echo "bootstrap: building the platform runtime (.venv) from requirements.txt"
   start=$(date +%s)
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
+  pip_quiet .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
   .venv/bin/uv pip install --quiet --python .venv/bin/python -r requirements.txt
   .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
   write_stamp .venv requirements.txt
@@ -30,12 +43,10 @@ if ! stamp_ok .venv-drift requirements-drift.txt; then
   echo "bootstrap: building the drift runtime (.venv-drift) from requirements-drift.txt"
   start=$(date +%s)
   [ -x .venv-drift/bin/python ] || "$PYTHON" -m venv .venv-drift
-  .venv-drift/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
-    -r requirements-drift.txt 2>&1 \
-    | grep -v "^WARNING: Location" || true
+  pip_quiet .venv-drift/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+    -r requirements-drift.txt
   .venv-drift/bin/python -c 'import torch; assert "+cpu" in torch.__version__ or not torch.cuda.is_available(), torch.__version__'
-  .venv-drift/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e . 2>&1 \
-    | grep -v "^WARNING: Location" || true
+  pip_quiet .venv-drift/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
   .venv-drift/bin/python -m pip check
   write_stamp .venv-drift requirements-drift.txt
   echo "bootstrap: drift runtime ready in $(( $(date +%s) - start )) s ($(du -sh .venv-drift | cut -f1))"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from pathlib import Path
 
 from flowguard.config import PROJECT_ROOT
@@ -32,6 +33,14 @@ def airflow_environment(home: Path, port: int = 8080) -> dict[str, str]:
         "GX_ANALYTICS_ENABLED": "False",
         "OMP_WAIT_POLICY": "PASSIVE",
     }
+
+
+def airflow_process_env(home: Path, port: int = 8080, **extra: str) -> dict[str, str]:
+    """The whole environment of an Airflow process: this one's, the profile's variables, and
+    the runtime's bin folder first on PATH (standalone starts its components as `airflow`)."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, **airflow_environment(home, port), **extra,
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 def jwt_secret(airflow_home: Path) -> str:

@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     score = sub.add_parser("score", help="score flow records (JSON object or list) with the "
                            "champion and online host features; prints JSON")
     score.add_argument("input", nargs="?", default="-", help="JSON file, or - for stdin")
-    sub.add_parser("airflow-env", help="print the embedded profile's Airflow variables")
+    ui = sub.add_parser("airflow", help="serve Airflow (standalone) over the embedded profile's "
+                        "state, e.g. what the demo left behind")
+    ui.add_argument("--port", type=int, default=int(os.environ.get("FLOWGUARD_AIRFLOW_PORT", 8080)))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -65,14 +67,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(json.dumps(results if isinstance(payload, list) else results[0], indent=2))
         return 0
-    if args.command == "airflow-env":
-        from flowguard.airflow_env import airflow_environment
+    if args.command == "airflow":
+        from flowguard.airflow_env import airflow_process_env
         from flowguard.config import get_settings
 
-        for key, value in airflow_environment(get_settings().home).items():
-            if "SECRET" not in key:
-                print(f"export {key}={value}")
-        return 0
+        env = airflow_process_env(get_settings().home, args.port)
+        airflow = str(Path(sys.executable).parent / "airflow")
+        os.execve(airflow, [airflow, "standalone"], env)
     return 2
 
 

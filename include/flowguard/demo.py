@@ -23,7 +23,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from flowguard.airflow_env import airflow_environment
+from flowguard.airflow_env import airflow_process_env
 from flowguard.config import get_settings
 from flowguard.synth import WEEK_START, generate_week
 
@@ -160,10 +160,7 @@ class Demo:
         started = time.monotonic()
         for name in STATE_DIRS:  # the demo starts from nothing, every time
             shutil.rmtree(home / name, ignore_errors=True)
-        env = {**os.environ, **airflow_environment(home, self.port),
-               "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-               # standalone starts its components as `airflow ...` from PATH
-               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        env = airflow_process_env(home, self.port, AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False")
         os.environ.update({k: v for k, v in env.items() if k.startswith(("FLOWGUARD", "MLFLOW"))})
 
         say(f"generating the synthetic CICIDS2017 week (scale {self.scale}) into "

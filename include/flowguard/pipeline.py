@@ -27,6 +27,11 @@ def _utc(ts: str | datetime) -> datetime:
     return as_utc(ts).to_pydatetime()
 
 
+def _run_dir(root: Path, run_id: str) -> Path:
+    """A per-run folder; Airflow run ids carry ':' and '+', which stay out of paths."""
+    return root / run_id.replace(":", "_").replace("+", "_")
+
+
 def _mlflow(settings: Settings) -> Any:
     import mlflow
 
@@ -97,7 +102,7 @@ def training_days(settings: Settings, as_of: str | None, window_days: int) -> li
     return [d for d in available if end - timedelta(days=window_days) <= d < end]
 
 
-def build_training_set(as_of: str | None, window_days: int, run_key: str) -> dict[str, Any]:
+def build_training_set(as_of: str | None, window_days: int, run_id: str) -> dict[str, Any]:
     """Point-in-time training set through the feature service, written to the run's folder."""
     from flowguard.features import entity_rows, get_store, historical_features
 
@@ -105,7 +110,7 @@ def build_training_set(as_of: str | None, window_days: int, run_key: str) -> dic
     days = training_days(settings, as_of, window_days)
     entities = entity_rows(settings.flows_source, days)
     frame = historical_features(get_store(settings.feature_repo, settings.home), entities)
-    path = settings.work_dir / "train" / run_key / "training_set.parquet"
+    path = _run_dir(settings.work_dir / "train", run_id) / "training_set.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
     return {"path": str(path), "rows": len(frame), "days": [d.isoformat() for d in days],
@@ -138,7 +143,7 @@ def promote_if_better(version: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- monitor
 
 
-def prepare_monitoring(start: str, end: str, run_key: str, n: int = 1000) -> dict[str, Any]:
+def prepare_monitoring(start: str, end: str, run_id: str, n: int = 1000) -> dict[str, Any]:
     """Reference vs window inputs for the drift runtime, plus prediction and feature shift."""
 
     from flowguard.features import entity_rows, get_store, historical_features
@@ -155,7 +160,7 @@ def prepare_monitoring(start: str, end: str, run_key: str, n: int = 1000) -> dic
     reference = load_run_frame(client, run_id, "reference/reference.parquet")
     current = historical_features(get_store(settings.feature_repo, settings.home),
                                   entity_rows(settings.flows_source, [_day(start)]))
-    out_dir = settings.work_dir / "monitor" / run_key
+    out_dir = _run_dir(settings.work_dir / "monitor", run_id)
     prepared = prepare_inputs(reference, current, out_dir, n=n)
     model, classes = load_model(client, settings.model_name, version)
     prepared.update(
@@ -167,7 +172,7 @@ def prepare_monitoring(start: str, end: str, run_key: str, n: int = 1000) -> dic
     return prepared
 
 
-def report_and_decide(prepared: dict[str, Any], detectors: dict[str, Any], run_key: str,
+def report_and_decide(prepared: dict[str, Any], detectors: dict[str, Any], run_id: str,
                       policy: str = "all") -> dict[str, Any]:
     """Decide, write the HTML/JSON report, log it to MLflow, return the decision."""
     import mlflow
@@ -188,7 +193,7 @@ def report_and_decide(prepared: dict[str, Any], detectors: dict[str, Any], run_k
                             "classifier_p_value": detectors["classifier"]["p_value"],
                             "prediction_p_value": prepared["prediction_drift"]["p_value"],
                             "drift": float(drift)})
-        mlflow.set_tags({"window": prepared["window"], "run_key": run_key,
+        mlflow.set_tags({"window": prepared["window"], "airflow_run_id": run_id,
                          "champion_version": prepared["champion_version"]})
         mlflow.log_artifact(paths["json"])
         mlflow.log_artifact(paths["html"])
