@@ -122,7 +122,7 @@ def apply_definitions(repo_path: Path, home: Path) -> list[str]:
         apply_total(store.config, repo_path, skip_source_validation=True)
     finally:
         os.chdir(cwd)
-    names = [fv.name for fv in get_store(repo_path, home).list_feature_views()]
+    names = [fv.name for fv in store.list_feature_views(allow_cache=False)]
     log.info("feast apply: feature views %s", names)
     return names
 
