@@ -3,9 +3,12 @@
 - Flows are events: each validated flow has a stable ``flow_uid``; its CICFlowMeter
   statistics reach training through an offline view (online copy off: at scoring time they
   arrive with the request).
-- Source hosts are entities: activity in the completed hour before a flow (flows, distinct
-  destination ports, SYN-only and reset shares, bytes, mean duration), computed at ingest
-  and materialized to the online store for scoring.
+- Source hosts are entities: activity in the trailing hour before a flow (flows, distinct
+  destination ports, SYN-only and reset shares, bytes, packets, mean duration), stamped
+  every 5 minutes, computed at ingest and materialized to the online store for scoring.
+- One versioned feature service per model feature set: ``flow_classifier_v1`` (flow
+  statistics + source-host activity) and ``flow_classifier_flows_only_v1`` for data without
+  addresses. A change of features is a new version, never an edit of a published one.
 
 Training and monitoring read the versioned feature service, point-in-time, never the files.
 """
@@ -18,6 +21,14 @@ from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueT
 from feast.types import Float64
 
 from flowguard.config import get_settings
+from flowguard.features import (
+    FEATURE_SERVICE,
+    FLOW_VIEW,
+    FLOWS_ONLY_SERVICE,
+    HOST_TTL,
+    HOST_VIEW,
+    HOST_VIEW_FEATURES,
+)
 from flowguard.schema import FEATURE_COLUMNS, HOST_FEATURES
 
 _LAKE = get_settings().lake_dir
@@ -49,12 +60,15 @@ host_activity_source = FileSource(
     path=str(_LAKE / "hosts" / "*" / "*.parquet"),
     timestamp_field="event_timestamp",
     created_timestamp_column="ingested_at",
-    description="Hourly per-source-host aggregates of validated flows, stamped at hour end.",
+    description="Per-source-host aggregates of validated flows over the trailing hour, "
+    "stamped every 5 minutes at the window's end.",
 )
 
 flow_stats = FeatureView(
-    name="flow_stats",
+    name=FLOW_VIEW,
     entities=[flow],
+    # A flow's statistics are stamped with its own event time; the entity row asks at that
+    # time. The ttl only bounds how far back the join scans.
     ttl=timedelta(days=1),
     schema=[Field(name=name, dtype=Float64) for name in FEATURE_COLUMNS],
     source=flows_source,
@@ -63,19 +77,30 @@ flow_stats = FeatureView(
 )
 
 src_host_activity_1h = FeatureView(
-    name="src_host_activity_1h",
+    name=HOST_VIEW,
     entities=[src_host],
-    # Only the window that ended within the hour before a flow applies; older is stale.
-    ttl=timedelta(hours=1),
-    schema=[Field(name=name, dtype=Float64) for name in HOST_FEATURES],
+    # Only the latest window (ended at most one 5-minute hop before the flow) applies: no
+    # window then means the host was idle for the last hour, not "use an older one".
+    ttl=HOST_TTL,
+    schema=[Field(name=name, dtype=Float64) for name in HOST_VIEW_FEATURES],
     source=host_activity_source,
     online=True,
-    tags={"team": "detection", "granularity": "source host, 1 h tumbling"},
+    tags={"team": "detection", "granularity": "source host, 1 h trailing, 5 min hop"},
 )
 
 flow_classifier_v1 = FeatureService(
-    name="flow_classifier_v1",
-    features=[flow_stats, src_host_activity_1h],
+    name=FEATURE_SERVICE,
+    # exactly the model's inputs (schema.MODEL_FEATURES), in the model's order
+    features=[flow_stats, src_host_activity_1h[HOST_FEATURES]],
     description="Feature set of the XGBoost flow classifier, version 1: flow statistics "
-    "plus the source host's activity in the previous hour.",
+    "plus the source host's activity in the trailing hour.",
+    tags={"model": "flow-classifier", "version": "1"},
+)
+
+flow_classifier_flows_only_v1 = FeatureService(
+    name=FLOWS_ONLY_SERVICE,
+    features=[flow_stats],
+    description="Flow statistics only, for data without addresses (the 79-column "
+    "MachineLearningCVE layout): no host entity to join.",
+    tags={"model": "flow-classifier-flows-only", "version": "1"},
 )

@@ -29,6 +29,8 @@ class Settings:
     mlflow_tracking_uri: str
     model_name: str
     drift_python: Path
+    # materialization re-reads this much before each run's interval, for late data
+    materialize_overlap_minutes: int = 15
 
     @property
     def flows_source(self) -> Path:
@@ -58,4 +60,5 @@ def get_settings() -> Settings:
         drift_python=Path(
             os.environ.get("FLOWGUARD_DRIFT_PYTHON", PROJECT_ROOT / ".venv-drift" / "bin" / "python")
         ),
+        materialize_overlap_minutes=int(os.environ.get("FLOWGUARD_MATERIALIZE_OVERLAP_MINUTES", 15)),
     )

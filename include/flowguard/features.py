@@ -1,7 +1,8 @@
 """The feature store side: partitions of validated flows, Feast apply, materialize, retrieve.
 
 Writes are partitioned by the run's day and idempotent (a rerun replaces its own partition).
-Training and monitoring read through the versioned FeatureService, point-in-time.
+Training and monitoring read through the versioned FeatureService, point-in-time; the online
+store follows each run's data interval and ends up the same whatever order runs happen in.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +26,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FEATURE_SERVICE = "flow_classifier_v1"
+# For flows without addresses (the 79-column "MachineLearningCVE" layout): no host features.
+FLOWS_ONLY_SERVICE = "flow_classifier_flows_only_v1"
+FLOW_VIEW = "flow_stats"
 HOST_VIEW = "src_host_activity_1h"
+# Trailing window of the host aggregates and how often it is stamped. The view's ttl is just
+# under one hop: a window is valid until the next one would have been stamped.
+HOST_WINDOW = timedelta(hours=1)
+HOST_WINDOW_HOP = timedelta(minutes=5)
+HOST_TTL = HOST_WINDOW_HOP - timedelta(microseconds=1)
+# The view serves more than the model uses today: ``host_packets_1h`` joins the model when
+# schema.HOST_FEATURES lists it (as a new service version).
+HOST_VIEW_FEATURES: list[str] = [*HOST_FEATURES, "host_packets_1h"]
+_HOST_INPUTS = ["src_ip", "event_timestamp", "dst_port", "syn_flag_cnt", "ack_flag_cnt",
+                "rst_flag_cnt", "totlen_fwd_pkts", "totlen_bwd_pkts", "tot_fwd_pkts",
+                "tot_bwd_pkts", "flow_duration"]
 ENTITY_KEY = "flow_uid"
 HOST_KEY = "src_ip"
 UNKNOWN_HOST = "unknown"
@@ -64,36 +80,84 @@ def write_valid_flows(valid: pd.DataFrame, root: Path, day: date, ingested_at: d
     return write_partition(frame, root, day)
 
 
-def host_activity(valid: pd.DataFrame) -> pd.DataFrame:
-    """Per source host and clock hour: activity aggregates, stamped at the hour's *end*.
+def _window_ends(buckets: pd.Series, k: int) -> pd.Series:
+    return buckets + k * HOST_WINDOW_HOP
 
-    Stamping at the end means a flow at 10:30 joins the 09:00-10:00 window (complete and in
-    its past), never the window it is part of.
+
+def host_activity(valid: pd.DataFrame, window_ends: tuple[datetime, datetime] | None = None
+                  ) -> pd.DataFrame:
+    """Per source host: activity in the trailing hour, one row every ``HOST_WINDOW_HOP``.
+
+    The row stamped ``T`` aggregates the host's flows in ``[T - 1 h, T)``, so a flow at ``t``
+    joins the window that ended at or before ``t`` (complete and in its past, at most one hop
+    old), never a window it is part of. Rows exist only where the host had a flow in the
+    window; the view's ttl (just under one hop) turns "no row at the latest stamp" into
+    "no activity", rather than letting an older window stand in for it.
+
+    ``window_ends`` keeps only rows with ``start < T <= end`` (one run's partition).
     """
-    flows = valid[valid["src_ip"].notna() & valid["event_timestamp"].notna()].copy()
+    flows = valid[valid[HOST_KEY].notna() & valid["event_timestamp"].notna()].copy()
     if flows.empty:
-        return pd.DataFrame(columns=[HOST_KEY, "event_timestamp", *HOST_FEATURES])
-    flows["window_end"] = flows["event_timestamp"].dt.floor("1h") + pd.Timedelta(hours=1)
-    flows["syn_only"] = (flows["syn_flag_cnt"] > 0) & (flows["ack_flag_cnt"] == 0)
-    flows["rst"] = flows["rst_flag_cnt"] > 0
+        return _empty_host_frame()
+    flows["bucket"] = flows["event_timestamp"].dt.floor(HOST_WINDOW_HOP)
+    flows["syn_only"] = ((flows["syn_flag_cnt"] > 0) & (flows["ack_flag_cnt"] == 0)).astype(float)
+    flows["rst"] = (flows["rst_flag_cnt"] > 0).astype(float)
     flows["bytes"] = flows["totlen_fwd_pkts"] + flows["totlen_bwd_pkts"]
-    grouped = flows.groupby(["src_ip", "window_end"], sort=True)
+    flows["packets"] = flows["tot_fwd_pkts"] + flows["tot_bwd_pkts"]
+    keys = [HOST_KEY, "bucket"]
+    partial = flows.groupby(keys, sort=False).agg(
+        flows=("bucket", "size"), syn_only=("syn_only", "sum"), rst=("rst", "sum"),
+        bytes=("bytes", "sum"), packets=("packets", "sum"), duration=("flow_duration", "sum"),
+    ).reset_index()
+    ports = flows[[HOST_KEY, "bucket", "dst_port"]].drop_duplicates()
+    hops = int(HOST_WINDOW / HOST_WINDOW_HOP)
+    # each bucket contributes to the ``hops`` windows that end after it and cover it
+    sums = pd.concat([partial.assign(bucket=_window_ends(partial["bucket"], k))
+                      for k in range(1, hops + 1)]).groupby(keys, sort=True).sum()
+    distinct = (pd.concat([ports.assign(bucket=_window_ends(ports["bucket"], k))
+                           for k in range(1, hops + 1)])
+                .drop_duplicates().groupby(keys).size())
     frame = pd.DataFrame({
-        "host_flows_1h": grouped.size(),
-        "host_distinct_dst_ports_1h": grouped["dst_port"].nunique(),
-        "host_syn_only_share_1h": grouped["syn_only"].mean(),
-        "host_rst_share_1h": grouped["rst"].mean(),
-        "host_bytes_1h": grouped["bytes"].sum(),
-        "host_mean_duration_1h": grouped["flow_duration"].mean(),
-    }).astype("float64").reset_index().rename(columns={"window_end": "event_timestamp"})
-    frame["src_ip"] = frame["src_ip"].astype("string")
+        "host_flows_1h": sums["flows"],
+        "host_distinct_dst_ports_1h": distinct.reindex(sums.index),
+        "host_syn_only_share_1h": sums["syn_only"] / sums["flows"],
+        "host_rst_share_1h": sums["rst"] / sums["flows"],
+        "host_bytes_1h": sums["bytes"],
+        "host_packets_1h": sums["packets"],
+        "host_mean_duration_1h": sums["duration"] / sums["flows"],
+    }).astype("float64").reset_index().rename(columns={"bucket": "event_timestamp"})
+    if window_ends is not None:
+        lo, hi = (as_utc(t) for t in window_ends)
+        frame = frame[(frame["event_timestamp"] > lo) & (frame["event_timestamp"] <= hi)]
+    frame[HOST_KEY] = frame[HOST_KEY].astype("string")
     frame["event_timestamp"] = frame["event_timestamp"].astype("datetime64[ns, UTC]")
+    return frame[[HOST_KEY, "event_timestamp", *HOST_VIEW_FEATURES]].reset_index(drop=True)
+
+
+def _empty_host_frame() -> pd.DataFrame:
+    frame = pd.DataFrame({HOST_KEY: pd.Series(dtype="string"),
+                          "event_timestamp": pd.Series(dtype="datetime64[ns, UTC]")})
+    for name in HOST_VIEW_FEATURES:
+        frame[name] = pd.Series(dtype="float64")
     return frame
 
 
-def write_host_activity(valid: pd.DataFrame, root: Path, day: date, ingested_at: datetime
-                        ) -> Path:
-    frame = host_activity(valid)
+def write_host_activity(valid: pd.DataFrame, root: Path, day: date, ingested_at: datetime,
+                        flows_root: Path | None = None) -> Path:
+    """Write the day's host windows: those ending in ``(day, day + 1]``.
+
+    Windows ending in the day's first hour also cover the previous day's last hour: with
+    ``flows_root``, that day's validated partition (if ingested) is read for them, so a
+    window never depends on which day's run wrote it.
+    """
+    start = as_utc(pd.Timestamp(day))
+    flows = valid
+    previous = partition_path(flows_root, day - timedelta(days=1)) if flows_root else None
+    if previous is not None and previous.exists():
+        tail = pd.read_parquet(previous, columns=_HOST_INPUTS)
+        tail = tail[tail["event_timestamp"] >= start - HOST_WINDOW]
+        flows = pd.concat([tail, valid[_HOST_INPUTS]], ignore_index=True)
+    frame = host_activity(flows, (start, start + timedelta(days=1)))
     frame["ingested_at"] = as_utc(ingested_at)
     frame["ingested_at"] = frame["ingested_at"].astype("datetime64[ns, UTC]")
     return write_partition(frame, root, day)
@@ -127,12 +191,31 @@ def apply_definitions(repo_path: Path, home: Path) -> list[str]:
     return names
 
 
-def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
-    """Load the interval's host activity into the online store (rerun-safe).
+def materialized_until(store: FeatureStore, view: str = HOST_VIEW) -> datetime | None:
+    """End of the latest interval materialized for ``view`` (the registry keeps it)."""
+    intervals = store.get_feature_view(view, allow_registry_cache=False).materialization_intervals
+    return max((end for _, end in intervals), default=None)
 
-    Only the host view is online: per-flow statistics arrive with a scoring request.
+
+def materialize(store: FeatureStore, start: datetime, end: datetime,
+                overlap: timedelta = timedelta(0)) -> tuple[datetime, datetime]:
+    """Load ``[start - overlap, end]`` of host activity into the online store, rerun-safe.
+
+    Only the host view is online: per-flow statistics arrive with a scoring request. The
+    overlap re-reads windows just before the interval in case late flows changed them. A
+    rerun or backfill of an older interval also re-reads up to the latest interval already
+    materialized: the SQLite online store overwrites whatever it holds, so without this a
+    backfill of Monday would put Monday's values back over Tuesday's. Returns the range read.
     """
+    start, end = as_utc(start).to_pydatetime(), as_utc(end).to_pydatetime()
+    until = materialized_until(store)
+    if until is not None and as_utc(until) > end:
+        log.info("%s materialized until %s: a rerun of [%s, %s] reads up to there",
+                 HOST_VIEW, until, start, end)
+        end = as_utc(until).to_pydatetime()
+    start -= overlap
     store.materialize(start_date=start, end_date=end, feature_views=[HOST_VIEW])
+    return start, end
 
 
 def entity_rows(root: Path, days: list[date]) -> pd.DataFrame:
@@ -150,17 +233,42 @@ def entity_rows(root: Path, days: list[date]) -> pd.DataFrame:
     return entities
 
 
-def historical_features(store: FeatureStore, entities: pd.DataFrame) -> pd.DataFrame:
+def historical_features(store: FeatureStore, entities: pd.DataFrame,
+                        service: str = FEATURE_SERVICE) -> pd.DataFrame:
     """Point-in-time features for ``entities`` through the feature service, in input order.
 
     Raises :class:`TrainingSetIncomplete` if any entity row comes back without its features,
     so a training set can never lose rows silently.
     """
-    service = store.get_feature_service(FEATURE_SERVICE)
-    frame = store.get_historical_features(entity_df=entities, features=service).to_df()
+    feature_service = store.get_feature_service(service)
+    frame = store.get_historical_features(entity_df=entities, features=feature_service).to_df()
     frame = frame.set_index(ENTITY_KEY).reindex(entities[ENTITY_KEY]).reset_index()
     lost = frame[FEATURE_COLUMNS].isna().all(axis=1).sum()
     if len(frame) != len(entities) or lost:
         raise TrainingSetIncomplete(
-            f"{FEATURE_SERVICE}: {lost} of {len(entities)} entity rows came back without features")
+            f"{service}: {lost} of {len(entities)} entity rows came back without features")
     return frame
+
+
+def service_for(entities: pd.DataFrame) -> str:
+    """The feature service that fits the data: without any address, no host features."""
+    if HOST_KEY not in entities or entities[HOST_KEY].fillna(UNKNOWN_HOST).eq(UNKNOWN_HOST).all():
+        return FLOWS_ONLY_SERVICE
+    return FEATURE_SERVICE
+
+
+def monitoring_frames(store: FeatureStore, reference: pd.DataFrame, current: pd.DataFrame,
+                      service: str = FEATURE_SERVICE) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reference and current windows, both read now through the model's feature service.
+
+    ``reference`` is the champion's reference sample (only its entity rows are used: flow id,
+    event time, host, label); ``current`` the window's entity rows. Reading both through the
+    same service, point in time, is what keeps monitoring free of training-serving skew: any
+    difference between the two is the traffic's, not the code path's.
+    """
+    keys = [c for c in (ENTITY_KEY, "event_timestamp", "label", HOST_KEY) if c in reference]
+    rows = reference[keys].copy()
+    if HOST_KEY in rows:
+        rows[HOST_KEY] = rows[HOST_KEY].fillna(UNKNOWN_HOST).astype("string")
+    rows["event_timestamp"] = pd.to_datetime(rows["event_timestamp"], utc=True)
+    return historical_features(store, rows, service), historical_features(store, current, service)

@@ -58,7 +58,8 @@ def validate_interval(start: str, end: str, run_name: str) -> dict[str, Any]:
                              run_name=run_name)
     now = datetime.now(UTC)
     valid_path = write_valid_flows(outcome.valid, settings.flows_source, day, now)
-    hosts_path = write_host_activity(outcome.valid, settings.lake_dir / "hosts", day, now)
+    hosts_path = write_host_activity(outcome.valid, settings.lake_dir / "hosts", day, now,
+                                     flows_root=settings.flows_source)
     quarantine = outcome.quarantined.astype({"raw_label": "string", "label": "string"})
     quarantine_path = write_partition(quarantine, settings.quarantine_dir / "flows", day)
     result = {
@@ -80,13 +81,15 @@ def apply_feature_repo() -> list[str]:
 
 
 def materialize_interval(start: str, end: str) -> dict[str, Any]:
-    """Materialize the interval into the online store."""
+    """Materialize the interval (plus a small overlap for late data) into the online store."""
     from flowguard.features import get_store, materialize
 
     settings = get_settings()
     started = time.perf_counter()
-    materialize(get_store(settings.feature_repo, settings.home), _utc(start), _utc(end))
-    return {"start": start, "end": end, "seconds": round(time.perf_counter() - started, 2)}
+    read = materialize(get_store(settings.feature_repo, settings.home), _utc(start), _utc(end),
+                       overlap=timedelta(minutes=settings.materialize_overlap_minutes))
+    return {"start": start, "end": end, "materialized": [t.isoformat() for t in read],
+            "seconds": round(time.perf_counter() - started, 2)}
 
 
 # ---------------------------------------------------------------- train
@@ -146,7 +149,7 @@ def promote_if_better(version: str) -> dict[str, Any]:
 def prepare_monitoring(start: str, end: str, run_id: str, n: int = 1000) -> dict[str, Any]:
     """Reference vs window inputs for the drift runtime, plus prediction and feature shift."""
 
-    from flowguard.features import entity_rows, get_store, historical_features
+    from flowguard.features import FEATURE_SERVICE, entity_rows, get_store, monitoring_frames
     from flowguard.monitoring import feature_shift, prediction_drift, prepare_inputs
     from flowguard.registry import champion_version, load_model, load_run_frame
     from flowguard.training import predict_labels
@@ -157,9 +160,11 @@ def prepare_monitoring(start: str, end: str, run_id: str, n: int = 1000) -> dict
     if version is None:
         raise LookupError(f"no '{settings.model_name}@champion' yet: run the training DAG first")
     run_id = client.get_model_version(settings.model_name, version).run_id
-    reference = load_run_frame(client, run_id, "reference/reference.parquet")
-    current = historical_features(get_store(settings.feature_repo, settings.home),
-                                  entity_rows(settings.flows_source, [_day(start)]))
+    service = client.get_run(run_id).data.tags.get("lineage.feature_service", FEATURE_SERVICE)
+    reference, current = monitoring_frames(
+        get_store(settings.feature_repo, settings.home),
+        load_run_frame(client, run_id, "reference/reference.parquet"),
+        entity_rows(settings.flows_source, [_day(start)]), service)
     out_dir = _run_dir(settings.work_dir / "monitor", run_id)
     prepared = prepare_inputs(reference, current, out_dir, n=n)
     model, classes = load_model(client, settings.model_name, version)
