@@ -1,19 +1,26 @@
 """Online scoring: one flow record in, class probabilities out.
 
 The flow's own CICFlowMeter statistics arrive with the request; its source host's activity
-in the previous hour comes from the Feast online store (``src_host_activity_1h``); the model
+in the trailing hour comes from the Feast online store (``src_host_activity_1h``); the model
 is the registry's ``champion``. This is the same feature set the model was trained on, read
 through the same definitions, so there is no training-serving skew in what it sees.
+
+Point in time at serving too: a host window is used only if it was stamped within the view's
+ttl at or before the flow's ``event_timestamp`` (the request's, else now), exactly the rule
+of the training join. An older (or later) window is reported as stale and the model sees
+"no host activity known" (NaN), as it did in training. Online values are as fresh as the last
+materialization: score live traffic with materialization at the window's hop (5 min).
 """
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from flowguard.features import HOST_KEY, HOST_VIEW, UNKNOWN_HOST
+from flowguard.features import HOST_KEY, HOST_TTL, HOST_VIEW, UNKNOWN_HOST
 from flowguard.schema import (
     FEATURE_COLUMNS,
     HOST_FEATURES,
@@ -49,34 +56,69 @@ def canonical_flow(record: dict[str, Any]) -> dict[str, Any]:
     return flow
 
 
-def host_features(store: FeatureStore, src_ips: list[str]) -> list[dict[str, float | None]]:
-    """Latest materialized activity of each source host (None where a host is unknown),
-    in one online-store request."""
+def flow_time(flow: dict[str, Any], now: datetime | None = None) -> pd.Timestamp:
+    """The flow's event time: its ``event_timestamp`` (ISO 8601, naive = UTC), else now."""
+    raw = flow.get("event_timestamp")
+    if raw is None or raw == "":
+        return pd.Timestamp(now or datetime.now(UTC)).tz_convert("UTC")
+    try:
+        stamp = pd.Timestamp(raw)
+    except (TypeError, ValueError) as exc:
+        raise InvalidFlow(f"field 'event_timestamp' is not an ISO 8601 time: {raw!r}") from exc
+    if pd.isna(stamp):
+        raise InvalidFlow(f"field 'event_timestamp' is not an ISO 8601 time: {raw!r}")
+    return stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
+
+
+def host_features(store: FeatureStore, src_ips: list[str], at: list[pd.Timestamp]
+                  ) -> list[dict[str, Any]]:
+    """Each source host's latest materialized window, in one online-store request.
+
+    Returns per host the features (None where unknown or stale), the window's stamp and
+    whether it was used: only a window stamped in ``[at - ttl, at]`` applies.
+    """
     online = store.get_online_features(
         features=[f"{HOST_VIEW}:{name}" for name in HOST_FEATURES],
         entity_rows=[{HOST_KEY: ip} for ip in src_ips],
-    ).to_dict()
-    return [{name: online[name][i] for name in HOST_FEATURES} for i in range(len(src_ips))]
+    ).to_dict(include_event_timestamps=True)
+    stamps = online[f"{HOST_FEATURES[0]}__ts"]
+    hosts = []
+    for i, when in enumerate(at):
+        seconds = stamps[i]
+        window = pd.Timestamp(seconds, unit="s", tz="UTC") if seconds else None
+        fresh = window is not None and when - HOST_TTL <= window <= when
+        hosts.append({
+            "features": {n: (online[n][i] if fresh else None) for n in HOST_FEATURES},
+            "window_end": window.isoformat() if window is not None else None,
+            "fresh": fresh,
+        })
+    return hosts
 
 
 def score_flows(records: list[dict[str, Any]], store: FeatureStore, model: Any,
-                classes: list[str], model_version: str) -> list[dict[str, Any]]:
+                classes: list[str], model_version: str, now: datetime | None = None
+                ) -> list[dict[str, Any]]:
     """Score flow records with the champion; returns one result dict per record."""
     flows = [canonical_flow(r) for r in records]
-    hosts = host_features(store, [str(f.get("src_ip") or UNKNOWN_HOST).strip() for f in flows])
+    times = [flow_time(f, now) for f in flows]
+    hosts = host_features(store, [str(f.get("src_ip") or UNKNOWN_HOST).strip() for f in flows],
+                          times)
     rows = [{**{c: flow[c] for c in FEATURE_COLUMNS},
-             **{k: (math.nan if v is None else float(v)) for k, v in host.items()}}
+             **{k: (math.nan if v is None else float(v)) for k, v in host["features"].items()}}
             for flow, host in zip(flows, hosts, strict=True)]
     proba = model.predict_proba(pd.DataFrame(rows, columns=MODEL_FEATURES))
     results = []
-    for flow, host, p in zip(flows, hosts, proba, strict=True):
+    for flow, when, host, p in zip(flows, times, hosts, proba, strict=True):
         probabilities = {c: round(float(x), 6) for c, x in zip(classes, p, strict=True)}
         results.append({
             "flow_id": flow.get("flow_id"),
             "src_ip": flow.get("src_ip"),
+            "event_timestamp": when.isoformat(),
             "label": max(probabilities, key=probabilities.get),
             "probabilities": probabilities,
-            "host_features": host,
+            "host_features": host["features"],
+            "host_window_end": host["window_end"],
+            "host_features_fresh": host["fresh"],
             "model_version": model_version,
         })
     return results
