@@ -211,12 +211,50 @@ def cli_apply(home: Path) -> float:
     return time.perf_counter() - started
 
 
+def _m(entry: dict, key: str, fmt: str = "{:.1f}") -> str:
+    v = entry[key]
+    return f"{fmt.format(v['median'])} ({fmt.format(v['min'])}-{fmt.format(v['max'])})"
+
+
+def table(results: dict) -> str:
+    """The README's markdown table: medians with (min-max), peak RSS, load average."""
+    lines = ["| what | median (min-max) | peak RSS MB | load 1/5/15 min |", "|---|---|---|---|"]
+    for e in results["cases"]:
+        if "skipped" in e:
+            lines.append(f"| {e['case']} | skipped: {e['skipped']} | | |")
+            continue
+        load = "/".join(f"{x:.1f}" for x in e["load_avg"])
+        peak = e["peak_rss_mb"]["median"] if "peak_rss_mb" in e else "-"
+        case = e["case"]
+        if case == "feast_apply_in_process":
+            rows = [("`feast apply` in-process, empty registry (s)", _m(e, "seconds_first", "{:.2f}")),
+                    ("`feast apply` in-process, nothing changed (s)", _m(e, "seconds_again", "{:.2f}"))]
+        elif case == "feast_apply_cli":
+            rows = [("`feast apply` CLI wall time incl. imports (s)", _m(e, "seconds"))]
+        elif case == "materialize":
+            what = f"materialize {e['source_rows']:,} rows / {e['entities']:,} hosts into {e['online_store']}"
+            rows = [(f"{what} (rows/s)", _m(e, "rows_per_s", "{:,.0f}")),
+                    (f"{what} (s)", _m(e, "seconds"))]
+        elif case == "online_retrieval":
+            where = f"online {e['online_store']} ({e['entities']:,} hosts)"
+            rows = [(f"{where}, 1 entity p50 / p99 (ms)",
+                     f"{_m(e, 'p50_ms_1', '{:.2f}')} / {_m(e, 'p99_ms_1', '{:.2f}')}"),
+                    (f"{where}, 100 entities p50 / p99 (ms)",
+                     f"{_m(e, 'p50_ms_100')} / {_m(e, 'p99_ms_100')}")]
+        else:
+            rows = [(f"historical retrieval, {e['entity_rows']:,} entity rows via {e['service']} (s)",
+                     _m(e, "seconds"))]
+        lines += [f"| {w} | {v} | {peak} | {load} |" for w, v in rows]
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, 2 repeats")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--out", type=Path, default=PROJECT / "benchmarks" / "results" / "feast.json")
+    parser.add_argument("--table", action="store_true", help="print the README table of --out")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=0, help=argparse.SUPPRESS)
@@ -224,6 +262,9 @@ def main() -> int:
     parser.add_argument("--project", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("FEAST_USAGE", "False")
+    if args.table:
+        print(table(json.loads(args.out.read_text())))
+        return 0
     if args.child:
         print(json.dumps(child(args.child, args.home, args.size, args.online, args.project)))
         return 0
