@@ -200,6 +200,7 @@ def test_training_set_keeps_every_row_in_order_and_serves_hosts_online(
 def test_flows_only_service_for_data_without_addresses(home: Path) -> None:
     flows = _flows(["2017-07-03 10:00", "2017-07-03 10:01"], [None, None])
     write_valid_flows(flows, home / "lake" / "flows", MON, INGESTED)
+    assert host_activity(flows.drop(columns="src_ip")).empty  # layout without the column
     write_host_activity(flows, home / "lake" / "hosts", MON, INGESTED)  # no addresses: empty
     apply_definitions(REPO, home)
     entities = entity_rows(home / "lake" / "flows", [MON])

@@ -96,6 +96,8 @@ def host_activity(valid: pd.DataFrame, window_ends: tuple[datetime, datetime] | 
 
     ``window_ends`` keeps only rows with ``start < T <= end`` (one run's partition).
     """
+    if HOST_KEY not in valid:  # a layout without addresses: no host windows
+        return _empty_host_frame()
     flows = valid[valid[HOST_KEY].notna() & valid["event_timestamp"].notna()].copy()
     if flows.empty:
         return _empty_host_frame()
@@ -156,7 +158,7 @@ def write_host_activity(valid: pd.DataFrame, root: Path, day: date, ingested_at:
     if previous is not None and previous.exists():
         tail = pd.read_parquet(previous, columns=_HOST_INPUTS)
         tail = tail[tail["event_timestamp"] >= start - HOST_WINDOW]
-        flows = pd.concat([tail, valid[_HOST_INPUTS]], ignore_index=True)
+        flows = pd.concat([tail, valid.reindex(columns=_HOST_INPUTS)], ignore_index=True)
     frame = host_activity(flows, (start, start + timedelta(days=1)))
     frame["ingested_at"] = as_utc(ingested_at)
     frame["ingested_at"] = frame["ingested_at"].astype("datetime64[ns, UTC]")
