@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import PROJECT
 
-DAG_IDS = {"flowguard_ingest", "flowguard_train", "flowguard_monitor"}
+DAG_IDS = {"flowguard_ingest", "flowguard_train", "flowguard_monitor", "flowguard_backtest"}
 HEAVY = ["pandas", "feast", "mlflow", "xgboost", "great_expectations", "alibi_detect", "torch",
          "sklearn", "flowguard.pipeline"]
 

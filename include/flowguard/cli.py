@@ -29,6 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     ui = sub.add_parser("airflow", help="serve Airflow (standalone) over the embedded profile's "
                         "state, e.g. what the demo left behind")
     ui.add_argument("--port", type=int, default=int(os.environ.get("FLOWGUARD_AIRFLOW_PORT", 8080)))
+    bt = sub.add_parser("backtest", help="replay a week day by day under the static, "
+                        "drift-triggered and always-retrain policies; writes JSON/CSV/PNG/HTML")
+    bt.add_argument("--landing", type=Path, default=None,
+                    help="landing folder of daily CSVs (default: generate the synthetic week)")
+    bt.add_argument("--out", type=Path, default=Path("var/backtest"))
+    bt.add_argument("--scale", type=float, default=0.01)
+    bt.add_argument("--seed", type=int, default=7)
+    bt.add_argument("--policies", default="static,drift,always")
+    bt.add_argument("--warmup-days", type=int, default=2)
+    bt.add_argument("--sample-size", type=int, default=1000)
+    bt.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -66,6 +77,20 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"error": str(exc), "input": args.input}), file=sys.stderr)
             return 2
         print(json.dumps(results if isinstance(payload, list) else results[0], indent=2))
+        return 0
+    if args.command == "backtest":
+        from flowguard.backtest import run_backtest
+
+        logging.getLogger().setLevel(logging.WARNING)
+        result = run_backtest(args.landing, args.out, scale=args.scale, seed=args.seed,
+                              policies=tuple(args.policies.split(",")),
+                              warmup_days=args.warmup_days, sample_size=args.sample_size)
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            for policy, values in result["summary"].items():
+                print(policy, " ".join(f"{k}={v}" for k, v in values.items()))
+            print("report:", result["paths"]["html"])
         return 0
     if args.command == "airflow":
         from flowguard.airflow_env import airflow_process_env
