@@ -125,3 +125,19 @@ def redis_db() -> Iterator[RedisDb]:
         client = claimed.client()
         if client.get(CLAIM_KEY) == token.encode():
             client.flushdb()
+
+
+def production_environment(databases: dict[str, str], redis: RedisDb) -> dict[str, str]:
+    """The variables that switch the code to the production profile (docker-compose's
+    ``x-airflow-common`` environment, with this machine's hosts and this run's databases)."""
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_url(databases["airflow"]),
+        "AIRFLOW__CELERY__BROKER_URL": redis.url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + pg_url(databases["airflow"]).replace(
+            "postgresql+psycopg2", "postgresql"),
+        "MLFLOW_TRACKING_URI": pg_url(databases["mlflow"]),
+        "FLOWGUARD_FEAST_YAML": "feature_store.production.yaml",
+        "FLOWGUARD_FEAST_REGISTRY_URL": pg_url(databases["feast"], driver="psycopg"),
+        "FLOWGUARD_FEAST_REDIS": redis.feast_connection_string,
+    }

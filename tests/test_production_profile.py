@@ -20,25 +20,9 @@ import pandas as pd
 import pytest
 
 from tests.conftest import PROJECT
-from tests.services import RedisDb, pg_databases, pg_query, pg_url, redis_db
+from tests.services import pg_databases, pg_query, production_environment, redis_db
 
 pytestmark = pytest.mark.slow
-
-
-def production_environment(databases: dict[str, str], redis: RedisDb) -> dict[str, str]:
-    """The variables that switch the code to the production profile (docker-compose's
-    ``x-airflow-common`` environment, with this machine's hosts and this run's databases)."""
-    return {
-        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_url(databases["airflow"]),
-        "AIRFLOW__CELERY__BROKER_URL": redis.url,
-        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + pg_url(databases["airflow"]).replace(
-            "postgresql+psycopg2", "postgresql"),
-        "MLFLOW_TRACKING_URI": pg_url(databases["mlflow"]),
-        "FLOWGUARD_FEAST_YAML": "feature_store.production.yaml",
-        "FLOWGUARD_FEAST_REGISTRY_URL": pg_url(databases["feast"], driver="psycopg"),
-        "FLOWGUARD_FEAST_REDIS": redis.feast_connection_string,
-    }
 
 
 def _tail(text: str, lines: int = 60) -> str:
