@@ -36,7 +36,7 @@ def pg_url(database: str, driver: str = "psycopg2") -> str:
     return f"postgresql+{driver}://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
 
 
-def _pg_admin():
+def pg_admin():
     import psycopg2
 
     try:
@@ -63,7 +63,7 @@ def pg_databases(*purposes: str) -> Iterator[dict[str, str]]:
     """Create one database per purpose (``flowguard_<purpose>_<suffix>``); drop them after."""
     suffix = secrets.token_hex(4)
     names = {p: f"flowguard_{p}_{suffix}" for p in purposes}
-    admin = _pg_admin()
+    admin = pg_admin()
     try:
         with admin.cursor() as cur:
             for name in names.values():
