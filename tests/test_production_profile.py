@@ -1,8 +1,9 @@
 """The production profile on real services: the same DAGs and code, only configuration changed.
 
-Airflow metadata, the MLflow backend store (behind an MLflow server started with
-docker-compose.yaml's options) and the Feast registry on PostgreSQL, the Feast online store on
-Redis, each in a database of this run's own (created here, dropped after).
+Airflow metadata, the MLflow backend store and the Feast registry on PostgreSQL, the Feast
+online store on Redis, each in a database of this run's own (created here, dropped after).
+MLflow is reached on its PostgreSQL store directly here; the MLflow server of the compose
+profile is tested in tests/test_mlflow_server.py.
 The chain ingest Tue + Wed -> train -> ingest Fri -> monitor Fri runs with ``dag.test()`` in
 a fresh process that has only the production variables (``production_environment``, the
 same names docker-compose.yaml sets); the checks then read the services directly.
@@ -13,22 +14,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from tests.conftest import PROJECT
-from tests.services import pg_databases, pg_query, pg_url, production_environment, redis_db
+from tests.services import pg_databases, pg_query, production_environment, redis_db
 
 pytestmark = pytest.mark.slow
 
@@ -37,69 +31,12 @@ def _tail(text: str, lines: int = 60) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def mlflow_server(backend_uri: str, artifacts: Path, log: Path) -> Iterator[str]:
-    """docker-compose.yaml's MLflow server command, run here: the same options, with this
-    run's PostgreSQL database, a free port on 127.0.0.1 and one worker. Yields its URL."""
-    from tests.test_compose import COMPOSE, interpolate
-
-    command = yaml.safe_load(COMPOSE.read_text())["services"]["mlflow"]["command"]
-    port = _free_port()
-    overrides = {"--backend-store-uri": backend_uri, "--artifacts-destination": str(artifacts),
-                 "--host": "127.0.0.1", "--port": str(port), "--workers": "1"}
-    assert command[:2] == ["mlflow", "server"]
-    args = [str(Path(sys.executable).parent / "mlflow"), "server"]
-    for option, value in zip(command[2::2], command[3::2], strict=True):
-        args += [option, overrides.get(option) or interpolate(value, {})]
-    with log.open("w") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, env={**os.environ,
-                                                             "MLFLOW_DISABLE_TELEMETRY": "true"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "MLflow server not healthy in 180 s"
-            time.sleep(1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # gunicorn/uvicorn workers left behind, if any
-        except ProcessLookupError:
-            pass
-        if proc.poll() is None:
-            proc.wait(10)
-
-
 @pytest.fixture(scope="module")
 def production_run(tmp_path_factory: pytest.TempPathFactory, synthetic_week: Path,
                    drift_python: Path):
     home = tmp_path_factory.mktemp("production")
-    with pg_databases("airflow", "mlflow", "feast") as databases, redis_db() as redis, \
-            mlflow_server(pg_url(databases["mlflow"]), home / "mlflow-served",
-                          home / "mlflow-server.log") as tracking_url:
+    with pg_databases("airflow", "mlflow", "feast") as databases, redis_db() as redis:
         env = {**os.environ, **production_environment(databases, redis),
-               # Through the MLflow server (its backend: this run's PostgreSQL database), as
-               # the compose profile's workers reach it.
-               "MLFLOW_TRACKING_URI": tracking_url,
                "FLOWGUARD_HOME": str(home / "var"),
                "FLOWGUARD_LANDING_DIR": str(synthetic_week),
                "AIRFLOW_HOME": str(home / "airflow")}
