@@ -8,6 +8,7 @@ on import: call :func:`get_settings` inside a task.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,3 +63,26 @@ def get_settings() -> Settings:
         ),
         materialize_overlap_minutes=int(os.environ.get("FLOWGUARD_MATERIALIZE_OVERLAP_MINUTES", 15)),
     )
+
+
+_PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+
+
+def feast_yaml(repo_path: Path) -> Path:
+    """The Feast configuration of this profile.
+
+    ``FLOWGUARD_FEAST_YAML`` selects it (a path, relative to the feature repo unless absolute;
+    the production profile sets ``feature_store.production.yaml``); unset, the repo's own
+    ``feature_store.yaml`` (embedded profile). Feast fills ``${VAR}`` placeholders from the
+    environment and leaves a missing one in place as text, so a missing variable is reported
+    here by name instead of surfacing later as an unreadable connection error.
+    """
+    chosen = os.environ.get("FLOWGUARD_FEAST_YAML") or "feature_store.yaml"
+    path = Path(chosen) if Path(chosen).is_absolute() else Path(repo_path) / chosen
+    if not path.is_file():
+        raise FileNotFoundError(f"Feast configuration {path} does not exist (FLOWGUARD_FEAST_YAML={chosen!r})")
+    missing = sorted({name for name in _PLACEHOLDER.findall(path.read_text())
+                      if name not in os.environ})
+    if missing:
+        raise KeyError(f"{path} needs the environment variable(s) {', '.join(missing)}")
+    return path

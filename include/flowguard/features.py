@@ -169,9 +169,13 @@ def get_store(repo_path: Path, home: Path) -> FeatureStore:
     """A FeatureStore on ``repo_path``; ``FLOWGUARD_HOME`` fills the yaml's placeholders."""
     from feast import FeatureStore
 
+    from flowguard.config import feast_yaml
+
     os.environ["FLOWGUARD_HOME"] = str(home)  # the yaml's ${FLOWGUARD_HOME} placeholders
     (home / "feast").mkdir(parents=True, exist_ok=True)
-    return FeatureStore(repo_path=str(repo_path.resolve()))
+    # The profile's yaml (FLOWGUARD_FEAST_YAML): SQLite files by default, PostgreSQL + Redis
+    # in production (feature_store.production.yaml).
+    return FeatureStore(repo_path=str(repo_path.resolve()), fs_yaml_file=feast_yaml(repo_path))
 
 
 def apply_definitions(repo_path: Path, home: Path) -> list[str]:
