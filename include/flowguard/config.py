@@ -29,6 +29,7 @@ class Settings:
     mlflow_tracking_uri: str
     model_name: str
     drift_python: Path
+    monitoring_config: Path
 
     @property
     def flows_source(self) -> Path:
@@ -58,4 +59,6 @@ def get_settings() -> Settings:
         drift_python=Path(
             os.environ.get("FLOWGUARD_DRIFT_PYTHON", PROJECT_ROOT / ".venv-drift" / "bin" / "python")
         ),
+        monitoring_config=Path(os.environ.get("FLOWGUARD_MONITORING_CONFIG",
+                                              PROJECT_ROOT / "config" / "monitoring.yaml")),
     )

@@ -95,7 +95,6 @@ def mmd_permutation_test(x_ref: Any, x_cur: Any, n_permutations: int = 100, p_va
         groups[p, torch.randperm(total, generator=generator)[:n].numpy()] = 1.0
     a = torch.from_numpy(groups)
     ka = torch.zeros((total, n_permutations + 1), dtype=torch.float64)
-    timings = {"sigma": round(time.perf_counter() - started, 3)}
     row_sums = torch.zeros(total, dtype=torch.float64)
     with torch.no_grad():
         for start in range(0, total, block_rows):
