@@ -4,8 +4,9 @@
 
 1. Wall time of the detectors in the drift runtime at n = 1 k / 5 k / 20 k flows per side
    (fast MMD, alibi-detect's MMDDrift where it fits, ClassifierDrift): median and spread of
-   several runs, peak RSS of the process, plus the runtime's import time (paid once per
-   check). One process per (detector, n), OMP_NUM_THREADS=1 as in the DAG.
+   several runs, the CPU time of the same runs (what the wall time would be on an idle
+   core: the machine is shared), peak RSS of the process, plus the runtime's import time
+   (paid once per check). One process per (detector, n), OMP_NUM_THREADS=1 as in the DAG.
 2. False-alarm rate over independent no-drift windows at the configured sizes
    (config/monitoring.yaml), per detector and for the decision policy, with a 95 % Wilson
    interval: it must stay at or below the p-value.
@@ -61,10 +62,13 @@ x, y = np.load(ref), np.load(cur)
 fn = {"mmd_fast": lambda s: mmd_permutation_test(x, y, perms, p_val, seed=s),
       "mmd_alibi": lambda s: alibi_mmd(x, y, perms, p_val, seed=s),
       "classifier": lambda s: classifier_drift(x, y, p_val, seed=s)}[which]
-times = []
+fn(0) if which == "mmd_fast" else None  # warm-up: torch's lazy initialisation (~1 s once)
+times, cpu = [], []
 for s in range(reps):
-    t = time.perf_counter(); fn(s); times.append(time.perf_counter() - t)
-print(json.dumps({"seconds": times, "import_seconds": import_s,
+    t, c = time.perf_counter(), time.process_time()
+    fn(s)
+    times.append(time.perf_counter() - t); cpu.append(time.process_time() - c)
+print(json.dumps({"seconds": times, "cpu_seconds": cpu, "import_seconds": import_s,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -133,6 +137,7 @@ def timing(work: Path, sizes: list[int], config, quick: bool) -> list[dict]:
             row = {"detector": which, "n": n, "runs": reps,
                    "median_s": round(float(np.median(secs)), 3),
                    "min_s": round(min(secs), 3), "max_s": round(max(secs), 3),
+                   "cpu_median_s": round(float(np.median(out["cpu_seconds"])), 3),
                    "import_s": round(out["import_seconds"], 2),
                    "peak_rss_mb": round(out["peak_rss_mb"]), "loadavg": load}
             print(json.dumps(row), flush=True)

@@ -173,9 +173,11 @@ def test_cooldown_one_trigger_per_window_and_champion(tmp_path: Path) -> None:
     ledger = tmp_path / "drift" / "triggers.json"
     first = retrain_decision(ledger, "2017-07-06", "1", True, 2, "run-a")
     assert first["retrain"] is True
-    # the same window again (rerun, or a manual run): never a second trigger
+    # the same window from another run (a manual run): never a second trigger
     again = retrain_decision(ledger, "2017-07-06", "1", True, 2, "run-b")
     assert again["retrain"] is False and "already triggered" in again["why"]
+    # a retry of the deciding run: the same answer (the trigger's run id is derived from it)
+    assert retrain_decision(ledger, "2017-07-06", "1", True, 2, "run-a")["retrain"] is True
     # next day, same champion, within the cooldown: alert only
     held = retrain_decision(ledger, "2017-07-07", "1", True, 2, "run-c")
     assert held["retrain"] is False and "cooldown" in held["why"]

@@ -13,11 +13,10 @@ Two implementations of the MMD permutation test give the same statistic and p-va
 - ``fast`` (:func:`mmd_permutation_test`): the same Gaussian kernel (median-heuristic
   bandwidth on x_ref), the same unbiased MMD^2 estimate, the same permutations (the
   ``torch.randperm`` sequence alibi-detect draws after ``set_seed``) and the same p-value
-  and threshold rules.
-  The kernel is computed once, in row blocks, and all permutations are evaluated together
-  as quadratic forms ``a^T K a`` of group-indicator vectors: one matrix product of each
-  kernel block with the (permutations x N) indicator matrix. Memory is one block, not the
-  matrix, so n=20 k fits.
+  and threshold rules. The kernel is computed once (its upper triangle, in row blocks; K is
+  symmetric) and all permutations are evaluated together as quadratic forms ``a^T K a`` of
+  group-indicator vectors: one matrix product of each kernel block with the (permutations
+  x N) indicator matrix. Memory is one block, not the matrix, so n=20 k fits.
 
 Command line (what ``flowguard drift`` calls in the drift runtime)::
 
@@ -97,13 +96,19 @@ def mmd_permutation_test(x_ref: Any, x_cur: Any, n_permutations: int = 100, p_va
     ka = torch.zeros((total, n_permutations + 1), dtype=torch.float64)
     row_sums = torch.zeros(total, dtype=torch.float64)
     with torch.no_grad():
+        # K is symmetric: each row block computes its columns from the diagonal on and
+        # uses the part right of its diagonal block twice (as is, and transposed).
         for start in range(0, total, block_rows):
             stop = min(start + block_rows, total)
-            block = torch.exp(_sq_dist(pooled[start:stop], pooled, torch).mul_(-gamma))
+            block = torch.exp(_sq_dist(pooled[start:stop], pooled[start:], torch).mul_(-gamma))
             idx = torch.arange(stop - start)
-            block[idx, idx + start] = 0.0  # zero diagonal, as alibi-detect's score()
-            row_sums[start:stop] = block.sum(1, dtype=torch.float64)
-            ka[start:stop] = block @ a.T  # float32 product of 0/1 weights, stored as float64
+            block[idx, idx] = 0.0  # zero diagonal, as alibi-detect's score()
+            right = block[:, stop - start:]
+            row_sums[start:stop] += block.sum(1, dtype=torch.float64)
+            row_sums[stop:] += right.sum(0, dtype=torch.float64)
+            # float32 products of 0/1 weights, accumulated in float64
+            ka[start:stop] += block @ a[:, start:].T
+            ka[stop:] += right.T @ a[:, start:stop].T
     a = a.double()
     aka = (ka * a.T).sum(0)  # a'Ka per split
     ak1 = a @ row_sums  # a'K1

@@ -293,8 +293,9 @@ def retrain_decision(ledger: Path, window: str, champion_version: str, drift: bo
                      cooldown_days: int, run_id: str = "") -> dict[str, Any]:
     """Whether this window's drift may trigger retraining; records the trigger if so.
 
-    At most one trigger per window (a rerun or a second run for the same day does not
-    trigger again), and none within ``cooldown_days`` windows of a trigger made against the
+    At most one trigger per window (a second run for the same day does not trigger again;
+    a retry of the deciding run gets the same answer, so a failure after this point cannot
+    lose the trigger), and none within ``cooldown_days`` windows of a trigger made against the
     same champion version (the retraining it started is the answer; a new champion resets
     the cooldown). The ledger is a JSON file, updated under a file lock.
     """
@@ -305,6 +306,10 @@ def retrain_decision(ledger: Path, window: str, champion_version: str, drift: bo
         day = date.fromisoformat(window)
         for entry in entries:
             if entry["window"] == window:
+                if run_id and entry.get("run_id") == run_id:
+                    # A retry of the run that recorded it: the same answer (the trigger's
+                    # run id is derived from the Airflow run id, so it cannot run twice).
+                    return {"retrain": True, "why": "drift; trigger recorded by this run"}
                 return {"retrain": False, "why": f"already triggered for window {window} "
                         f"(run {entry.get('run_id') or '?'})"}
         recent = [e for e in entries if e["champion_version"] == str(champion_version)
