@@ -14,6 +14,7 @@ from datetime import datetime
 
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
+from flowguard.alerts import validation_failure_alert
 from flowguard.dag_common import FEATURES, default_args
 
 
@@ -28,7 +29,7 @@ from flowguard.dag_common import FEATURES, default_args
     default_args=default_args(retries=2),
 )
 def flowguard_ingest() -> None:
-    @task
+    @task(on_failure_callback=validation_failure_alert)
     def validate(data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
         from flowguard.pipeline import validate_interval
 

@@ -2,10 +2,15 @@
 ### Monitor drift (daily)
 
 Compares the window's flows (read through the same feature service as training) with the
-champion's reference sample: alibi-detect `MMDDrift` and `ClassifierDrift` run in the drift
-runtime (`@task.external_python`), prediction drift and per-feature shifts in the platform.
-Writes an HTML + JSON report (also logged to MLflow). On drift it alerts and triggers
-`flowguard_train` with the reason and p-values in `conf`; otherwise it does nothing.
+champion's reference sample: MMD (a fast permutation test equal to alibi-detect's `MMDDrift`,
+or `MMDDrift` itself) and alibi-detect `ClassifierDrift` run in the drift runtime
+(`@task.external_python`); prediction drift, performance drift (macro-F1 where the window has
+labels) and per-feature KS tests in the platform. Settings come from `config/monitoring.yaml`;
+each Param below overrides one key for this run (empty = the file's value).
+
+Writes an HTML + JSON report (also logged to MLflow; linked from the `report` task). On drift
+it alerts; it triggers `flowguard_train` (reason, p-values and report in `conf`) only once per
+window and not again within the cooldown against the same champion.
 """
 
 from __future__ import annotations
@@ -20,6 +25,13 @@ from flowguard.config import PROJECT_ROOT, get_settings
 from flowguard.dag_common import FEATURES, default_args
 
 DRIFT_PYTHON = str(get_settings().drift_python)  # env reads only: cheap at parse time
+_FILE = "empty = config/monitoring.yaml"
+
+
+def _int(title: str, description: str, low: int, high: int) -> Param:
+    return Param(None, type=["null", "integer"], minimum=low, maximum=high, title=title,
+                 description=f"{description} ({_FILE})")
+
 
 @dag(
     dag_id="flowguard_monitor",
@@ -33,73 +45,85 @@ DRIFT_PYTHON = str(get_settings().drift_python)  # env reads only: cheap at pars
     tags=["flowguard", "monitoring", "drift", "alibi-detect"],
     default_args=default_args(retries=2),
     params={
-        "sample_size": Param(1000, type="integer", minimum=100, maximum=20000,
-                             title="Sample size", description="Flows per side of each test."),
-        "p_value": Param(0.05, type="number", minimum=0.0001, maximum=0.5, title="p-value",
-                         description="Significance level of each detector."),
-        "n_permutations": Param(100, type="integer", minimum=20, maximum=1000,
-                                title="MMD permutations", description="Permutation test size."),
-        "policy": Param("all", enum=["all", "any"], title="Decision policy",
-                        description="all: every detector must flag drift; any: one suffices."),
+        "sample_size": _int("Sample size", "Window flows per test", 10, 100000),
+        "reference_size": _int("Reference size", "Reference rows (x_ref) per test", 10, 100000),
+        "p_value": Param(None, type=["null", "number"], minimum=1e-6, maximum=0.5,
+                         title="p-value", description=f"Significance of each detector ({_FILE})"),
+        "n_permutations": _int("MMD permutations", "Permutation test size", 10, 100000),
+        "mmd_backend": Param(None, type=["null", "string"], enum=[None, "fast", "alibi"],
+                             title="MMD implementation",
+                             description=f"fast (same statistic, matrix form) or alibi ({_FILE})"),
+        "detectors": Param(None, type=["null", "array"], title="Voting detectors",
+                           items={"type": "string",
+                                  "enum": ["mmd", "classifier", "prediction", "performance"]},
+                           description=f"Detectors that vote on drift ({_FILE})"),
+        "policy": Param(None, type=["null", "string"], enum=[None, "all", "any"],
+                        title="Decision policy",
+                        description=f"all: every voter must flag; any: one suffices ({_FILE})"),
+        "cooldown_days": _int("Cooldown (days)", "No new trigger against the same champion "
+                              "within this many windows of the last", 0, 3650),
     },
 )
 def flowguard_monitor() -> None:
     @task(inlets=[FEATURES], retries=6, retry_delay=timedelta(minutes=10))
     def prepare(params=None, data_interval_start=None, data_interval_end=None,
                 run_id=None) -> dict:
-        from flowguard.pipeline import prepare_monitoring
+        from flowguard.pipeline import drift_runtime_args, prepare_monitoring
 
         prepared = prepare_monitoring(str(data_interval_start), str(data_interval_end), run_id,
-                                      n=int(params["sample_size"]))
-        return {**prepared, "p_val": float(params["p_value"]),
-                "n_permutations": int(params["n_permutations"])}
+                                      overrides=dict(params))
+        return {**prepared, "drift_args": drift_runtime_args(prepared)}
 
     @task.external_python(
         python=DRIFT_PYTHON,
         expect_airflow=False,
         env_vars={"PYTHONPATH": str(PROJECT_ROOT / "include"), "OMP_NUM_THREADS": "1"},
     )
-    def detect(ref_path: str, cur_path: str, p_val: float, n_permutations: int) -> dict:
+    def detect(drift_args: dict) -> dict:
         from flowguard.drift import run_detectors
 
-        return run_detectors(ref_path, cur_path, p_val=p_val, n_permutations=n_permutations)
+        return run_detectors(**drift_args)
 
     @task
-    def report(prepared: dict, detectors: dict, params=None, run_id=None) -> dict:
+    def report(prepared: dict, detectors: dict, run_id=None) -> dict:
         from flowguard.pipeline import report_and_decide
 
-        return report_and_decide(prepared, detectors, run_id, policy=params["policy"])
+        return report_and_decide(prepared, detectors, run_id)
 
     @task.branch
     def decide(decision: dict) -> str:
-        return "alert_and_retrain" if decision["drift"] else "no_drift"
+        if decision["retrain"]:
+            return "alert_and_retrain"
+        return "alert_only" if decision["drift"] else "no_drift"
+
+    @task(multiple_outputs=False)
+    def alert_and_retrain(decision: dict) -> dict:
+        from flowguard.alerts import drift_alert
+
+        drift_alert(decision)
+        return decision["conf"]
 
     @task
-    def alert_and_retrain(decision: dict) -> dict:
-        from flowguard.alerts import send_alert
+    def alert_only(decision: dict) -> None:
+        from flowguard.alerts import drift_alert
 
-        send_alert(f"flowguard drift on {decision['window']}",
-                   f"{decision['reason']}\nreport: {decision['report_html']}")
-        return decision
+        drift_alert(decision)
 
     retrain = TriggerDagRunOperator(
         task_id="trigger_retrain",
         trigger_dag_id="flowguard_train",
         trigger_run_id="drift__{{ run_id }}",
         skip_when_already_exists=True,
-        conf={
-            "as_of": "{{ data_interval_end | ds }}",
-            "reason": "drift: {{ ti.xcom_pull(task_ids='report')['reason'] }}",
-        },
+        # as_of, reason, drift_window, p_values, report (a JSON string; the operator parses it)
+        conf="{{ ti.xcom_pull(task_ids='alert_and_retrain') | tojson }}",
     )
     no_drift = EmptyOperator(task_id="no_drift")
 
     prepared = prepare()
-    detectors = detect(prepared["ref_path"], prepared["cur_path"], prepared["p_val"],
-                       prepared["n_permutations"])
+    detectors = detect(prepared["drift_args"])
     decision = report(prepared, detectors)
     alerted = alert_and_retrain(decision)
-    decide(decision) >> [alerted, no_drift]
+    decide(decision) >> [alerted, alert_only(decision), no_drift]
     alerted >> retrain
 
 

@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from flowguard.alerts import send_alert
+from flowguard import alerts
+from flowguard.alerts import drift_alert, flush_spool, send_alert
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -20,8 +21,13 @@ with warnings.catch_warnings():
     import smtpd
 
 
-@pytest.fixture
-def webhook() -> Iterator[tuple[int, list[dict]]]:
+@pytest.fixture(autouse=True)
+def _own_spool(home, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own FLOWGUARD_HOME (so its own spool) and no slow backoff."""
+    monkeypatch.setattr(alerts, "BACKOFF_SECONDS", 0.01)
+
+
+def _serve_webhook(port: int = 0) -> tuple[HTTPServer, list[dict]]:
     received: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -34,10 +40,17 @@ def webhook() -> Iterator[tuple[int, list[dict]]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = HTTPServer(("127.0.0.1", 0), Handler)
+    server = HTTPServer(("127.0.0.1", port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, received
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[int, list[dict]]]:
+    server, received = _serve_webhook()
     yield server.server_port, received
     server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture
@@ -89,14 +102,60 @@ def test_alert_reaches_slack_and_email(monkeypatch: pytest.MonkeyPatch, webhook,
     assert "flowguard drift on 2017-07-07" in body
 
 
-def test_channel_down_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+def _slack_on(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_FLOWGUARD_SLACK", json.dumps({
-        "conn_type": "slackwebhook", "host": f"http://127.0.0.1:{_free_port()}",
+        "conn_type": "slackwebhook", "host": f"http://127.0.0.1:{port}",
         "password": "/services/T000/B000/XXXX"}))
     monkeypatch.delenv("AIRFLOW_CONN_FLOWGUARD_SMTP", raising=False)
+
+
+def test_channel_down_is_retried_spooled_and_logged(monkeypatch: pytest.MonkeyPatch, caplog,
+                                                    home) -> None:
+    _slack_on(monkeypatch, _free_port())
     outcome = send_alert("subject", "body")
-    assert outcome["slack"].startswith("failed:")
+    assert outcome["slack"].startswith("spooled:")
     assert "email" not in outcome
+    attempts = [r for r in caplog.records if "alert attempt" in r.getMessage()]
+    assert len(attempts) == alerts.ATTEMPTS
+    assert any(r.levelname == "ERROR" and "spooled to" in r.getMessage() for r in caplog.records)
+    spooled = list((home / "alerts" / "spool").glob("*-slack-*.json"))
+    assert len(spooled) == 1 and json.loads(spooled[0].read_text())["subject"] == "subject"
+
+
+def test_receiver_down_then_up_delivers_everything_in_order(monkeypatch: pytest.MonkeyPatch,
+                                                             home) -> None:
+    port = _free_port()
+    _slack_on(monkeypatch, port)
+    assert send_alert("first", "while down")["slack"].startswith("spooled:")
+    assert send_alert("second", "still down")["slack"].startswith("spooled:")
+    assert flush_spool() == {"delivered": 0, "pending": 2}  # still down: kept, not dropped
+    server, posts = _serve_webhook(port)  # the receiver comes back
+    try:
+        assert send_alert("third", "after recovery") == {"slack": "sent"}
+        texts = [p["text"] for p in posts]
+        assert [t.split("*")[1] for t in texts] == ["first", "second", "third"]
+        assert not list((home / "alerts" / "spool").glob("*.json"))
+        assert flush_spool() == {"delivered": 0, "pending": 0}
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_drift_alert_names_features_action_and_report(monkeypatch: pytest.MonkeyPatch,
+                                                      webhook) -> None:
+    port, posts = webhook
+    _slack_on(monkeypatch, port)
+    decision = {"window": "2017-07-07", "retrain": False, "drift": True,
+                "why": "cooldown: retraining was triggered for window 2017-07-06",
+                "reason": "drift (all of mmd p=0, classifier p=0.01)",
+                "mmd_p_value": 0.0, "classifier_p_value": 0.01, "prediction_p_value": None,
+                "top_features": ["dst_port", "flow_duration"],
+                "report_html": "/var/reports/drift/2017-07-07/drift_report.html"}
+    assert drift_alert(decision) == {"slack": "sent"}
+    text = posts[0]["text"]
+    assert "flowguard drift on 2017-07-07" in text and "not triggered: cooldown" in text
+    assert "top drifted features: dst_port, flow_duration" in text
+    assert "mmd p=0, classifier p=0.01" in text and "drift_report.html" in text
 
 
 def test_no_channel_configured_only_logs(monkeypatch: pytest.MonkeyPatch, caplog) -> None:

@@ -41,10 +41,13 @@ def test_dag_metadata(dagbag, dag_id: str) -> None:
 def test_monitor_branches_to_retrain_or_nothing(dagbag) -> None:
     dag = dagbag.dags["flowguard_monitor"]
     decide = dag.get_task("decide")
-    assert decide.downstream_task_ids == {"alert_and_retrain", "no_drift"}
+    assert decide.downstream_task_ids == {"alert_and_retrain", "alert_only", "no_drift"}
     trigger = dag.get_task("trigger_retrain")
     assert trigger.trigger_dag_id == "flowguard_train"
-    assert "reason" in trigger.conf and trigger.skip_when_already_exists
+    assert "alert_and_retrain" in trigger.conf and trigger.skip_when_already_exists
+    # every Param is typed and empty by default: config/monitoring.yaml supplies the value
+    for name, param in dag.params.items():
+        assert param.value is None and param.schema.get("type"), name
     assert dag.get_task("detect").expect_airflow is False
 
 

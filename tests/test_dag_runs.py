@@ -72,13 +72,31 @@ def test_ingest_train_monitor_chain(dags, chain_home: Path) -> None:
     states = _states(run)
     assert run.state == "success", states
     assert states["alert_and_retrain"] == "success" and states["no_drift"] == "skipped", states
+    assert states["alert_only"] == "skipped", states
     assert states["trigger_retrain"] == "success", states
-    assert list((chain_home / "reports" / "drift" / "2017-07-07").glob("drift_report.*"))
+    report = chain_home / "reports" / "drift" / "2017-07-07"
+    assert list(report.glob("drift_report.*"))
+    assert "<svg" in (report / "drift_report.html").read_text()
 
     from airflow.models import DagRun
 
     queued = DagRun.find(dag_id="flowguard_train")
     retrain = [r for r in queued if r.run_id.startswith("drift__")]
     assert len(retrain) == 1
-    assert retrain[0].conf["as_of"] == "2017-07-08"
-    assert retrain[0].conf["reason"].startswith("drift: drift (all of mmd p=")
+    conf = retrain[0].conf
+    assert conf["as_of"] == "2017-07-08" and conf["drift_window"] == "2017-07-07"
+    assert conf["reason"].startswith("drift on 2017-07-07: drift (all of mmd p=")
+    assert 0 <= conf["p_values"]["mmd_p_value"] < 0.05
+    assert conf["report"].endswith("2017-07-07/drift_report.html")
+
+    # The same window again (dag.test starts another run for it): drift is reported and
+    # alerted, but the ledger allows one trigger per window, so no second retraining run.
+    run = monitor.test(logical_date=_day(7))
+    states = _states(run)
+    assert run.state == "success", states
+    assert states["alert_only"] == "success" and states["alert_and_retrain"] == "skipped", states
+    assert states["trigger_retrain"] == "skipped", states
+    assert len([r for r in DagRun.find(dag_id="flowguard_train")
+                if r.run_id.startswith("drift__")]) == 1
+    ledger = (chain_home / "reports" / "drift" / "triggers.json").read_text()
+    assert ledger.count('"window"') == 1

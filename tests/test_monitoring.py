@@ -100,3 +100,177 @@ def test_detectors_in_the_drift_runtime(tmp_path: Path, drift_python: Path) -> N
     assert not same_result["mmd"]["is_drift"] and not same_result["classifier"]["is_drift"]
     assert shifted_result["mmd"]["is_drift"] and shifted_result["classifier"]["is_drift"]
     assert 0 <= same_result["mmd"]["p_value"] <= 1
+
+
+# ---------------------------------------------------------------- configuration
+
+from datetime import date  # noqa: E402
+
+from flowguard.monitoring import (  # noqa: E402
+    ConfigError,
+    DriftInputError,
+    MonitoringConfig,
+    load_monitoring_config,
+    performance_drift,
+    read_flows,
+    record_history,
+    retrain_decision,
+)
+from tests.conftest import PROJECT  # noqa: E402
+
+
+def test_committed_config_is_the_documented_default() -> None:
+    config = load_monitoring_config(PROJECT / "config" / "monitoring.yaml")
+    assert config == MonitoringConfig()  # the file and the dataclass say the same
+    assert config.detectors == ("mmd", "classifier") and config.policy == "all"
+
+
+def test_overrides_win_and_none_keeps_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("sample_size: 500\np_value: 0.01\ndetectors: [mmd]\n")
+    config = load_monitoring_config(path, {"sample_size": None, "policy": "any",
+                                           "n_permutations": 200, "detectors": ""})
+    assert (config.sample_size, config.p_value, config.policy) == (500, 0.01, "any")
+    assert config.n_permutations == 200 and config.detectors == ("mmd",)
+    assert config.drift_detectors == ["mmd"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("sample_sise: 10\n", "unknown key 'sample_sise'"),
+    ("p_value: 0.9\n", "p_value: 0.9 is outside"),
+    ("sample_size: 12.5\n", "sample_size: 12.5 is not an integer"),
+    ("detectors: [mmd, ks]\n", "detectors: ['mmd', 'ks'] must be"),
+    ("policy: most\n", "policy: 'most' must be one of"),
+    ("- a\n", "expected a mapping"),
+])
+def test_bad_config_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="bad.yaml") as err:
+        load_monitoring_config(path)
+    assert message in str(err.value)
+
+
+def test_bad_override_is_named() -> None:
+    with pytest.raises(ConfigError, match="override: cooldown_days: -1 is outside"):
+        load_monitoring_config(PROJECT / "config" / "monitoring.yaml", {"cooldown_days": -1})
+
+
+# ---------------------------------------------------------------- decision and cooldown
+
+
+def test_voters_abstain_when_missing() -> None:
+    det = {"mmd": {"is_drift": True, "p_value": 0.0}, "classifier": {"is_drift": True,
+                                                                     "p_value": 0.01},
+           "prediction": {"is_drift": False, "p_value": 0.3}, "performance": None}
+    assert decide(det, "all", ["mmd", "classifier", "performance"])[0] is True
+    assert decide(det, "all", ["mmd", "prediction"])[0] is False
+    drift, reason = decide(det, "any", ["performance"])
+    assert drift is False and "no voting detector" in reason
+
+
+def test_cooldown_one_trigger_per_window_and_champion(tmp_path: Path) -> None:
+    ledger = tmp_path / "drift" / "triggers.json"
+    first = retrain_decision(ledger, "2017-07-06", "1", True, 2, "run-a")
+    assert first["retrain"] is True
+    # the same window from another run (a manual run): never a second trigger
+    again = retrain_decision(ledger, "2017-07-06", "1", True, 2, "run-b")
+    assert again["retrain"] is False and "already triggered" in again["why"]
+    # a retry of the deciding run: the same answer (the trigger's run id is derived from it)
+    assert retrain_decision(ledger, "2017-07-06", "1", True, 2, "run-a")["retrain"] is True
+    # next day, same champion, within the cooldown: alert only
+    held = retrain_decision(ledger, "2017-07-07", "1", True, 2, "run-c")
+    assert held["retrain"] is False and "cooldown" in held["why"]
+    # next day but a new champion (the retraining it started was promoted): allowed
+    assert retrain_decision(ledger, "2017-07-07", "2", True, 2, "run-d")["retrain"] is True
+    # same old champion after the cooldown has passed: allowed again
+    assert retrain_decision(ledger, "2017-07-08", "1", True, 2, "run-e")["retrain"] is True
+    assert retrain_decision(ledger, "2017-07-09", "1", False, 2)["why"] == "no drift"
+    windows = [e["window"] for e in json.loads(ledger.read_text())]
+    assert windows == ["2017-07-06", "2017-07-07", "2017-07-08"]  # durable, in order
+    # cooldown 0 still allows at most one trigger per window
+    other = tmp_path / "other.json"
+    assert retrain_decision(other, "2017-07-06", "1", True, 0)["retrain"] is True
+    assert retrain_decision(other, "2017-07-06", "1", True, 0)["retrain"] is False
+    assert retrain_decision(other, "2017-07-07", "1", True, 0)["retrain"] is True
+
+
+def test_cooldown_ledger_under_concurrent_runs(tmp_path: Path) -> None:
+    """Two processes deciding the same window at once: exactly one trigger."""
+    import multiprocessing
+
+    ledger = tmp_path / "triggers.json"
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        results = pool.starmap(retrain_decision,
+                               [(ledger, "2017-07-07", "1", True, 2, f"r{i}") for i in range(8)])
+    assert sum(r["retrain"] for r in results) == 1
+
+
+def test_history_keeps_latest_run_per_window(tmp_path: Path) -> None:
+    path = tmp_path / "history.json"
+    record_history(path, {"window": "2017-07-07", "mmd_p_value": 0.5})
+    record_history(path, {"window": "2017-07-06", "mmd_p_value": 0.2})
+    entries = record_history(path, {"window": "2017-07-07", "mmd_p_value": 0.0})
+    assert [(e["window"], e["mmd_p_value"]) for e in entries] == [
+        ("2017-07-06", 0.2), ("2017-07-07", 0.0)]
+
+
+def test_performance_drift_on_labelled_windows() -> None:
+    truth = np.array(["BENIGN"] * 80 + ["Bot"] * 20, dtype=object)
+    good = performance_drift(truth, truth.copy(), baseline_macro_f1=0.95)
+    assert good["window_macro_f1"] == 1.0 and good["is_drift"] is False
+    bad = performance_drift(truth, np.array(["BENIGN"] * 100, dtype=object), 0.95)
+    assert bad["is_drift"] is True and bad["drop"] > 0.4
+    assert performance_drift(np.array([None] * 5, dtype=object),
+                             np.array(["BENIGN"] * 5, dtype=object), 0.9) is None
+
+
+def test_report_shows_distributions_history_and_decision(tmp_path: Path) -> None:
+    ref, cur = _flows(300, 0), _flows(300, 1)
+    cur["flow_duration"] *= 50
+    top = feature_shift(ref, cur, top=2)
+    hist = top[0]["histogram"]
+    assert len(hist["edges"]) == len(hist["reference"]) + 1
+    assert abs(sum(hist["reference"]) - 1) < 1e-3 and abs(sum(hist["window"]) - 1) < 1e-3
+    det = {"n_ref": 300, "n_cur": 300, "p_val": 0.05,
+           "mmd": {"is_drift": True, "p_value": 0.0, "seconds": 0.1},
+           "classifier": {"is_drift": True, "p_value": 0.01, "seconds": 2.0},
+           "prediction": {"is_drift": False, "p_value": 0.4},
+           "performance": {"window_macro_f1": 0.7, "baseline_macro_f1": 0.93, "is_drift": True,
+                           "drop": 0.23}}
+    history = [{"window": "2017-07-06", "mmd_p_value": 0.6, "classifier_p_value": 0.4},
+               {"window": "2017-07-07", "mmd_p_value": 0.0, "classifier_p_value": 0.01}]
+    report = {"window": "2017-07-07", "champion_version": "2", "n_window": 900,
+              "detectors": det, "decision": "drift (all of mmd p=0, classifier p=0.01)",
+              "top_features": top, "policy": "all", "voters": ["mmd", "classifier"],
+              "action": {"retrain": False, "why": "cooldown: retraining was triggered"},
+              "prediction_drift": {"p_value": 0.4, "reference_mix": {}, "window_mix": {}}}
+    paths = write_report(report, tmp_path, history)
+    page = Path(paths["html"]).read_text()
+    assert "flow_duration" in page and page.count("<svg") == 3  # 2 features + history
+    assert "<polyline" in page and "07-06" in page and "cooldown" in page
+    assert "macro-F1 0.700 vs 0.930" in page
+    saved = json.loads(Path(paths["json"]).read_text())
+    assert saved["history"][1]["mmd_p_value"] == 0.0
+
+
+# ---------------------------------------------------------------- files for `flowguard drift`
+
+
+def test_read_flows_parquet_and_csv(tmp_path: Path, synthetic_week: Path) -> None:
+    frame = _flows(50, 0)
+    frame.loc[3, "flow_byts_s"] = np.inf
+    frame.to_parquet(tmp_path / "a.parquet")
+    rows, excluded = read_flows(tmp_path / "a.parquet")
+    assert len(rows) == 49 and excluded["examples"][0] == {
+        "row": 3, "reason": "non-finite flow_byts_s"}
+    csv = sorted(synthetic_week.glob("Friday*.csv"))[0]
+    rows, excluded = read_flows(csv, date(2017, 7, 7))
+    assert len(rows) > 100 and set(FEATURE_COLUMNS) <= set(rows.columns)
+    assert all(e["row"] >= 2 for e in excluded["examples"])  # file lines, after the header
+    frame.drop(columns=["flow_duration"]).to_parquet(tmp_path / "b.parquet")
+    with pytest.raises(DriftInputError, match="b.parquet: not canonical flows.*flow_duration"):
+        read_flows(tmp_path / "b.parquet")
+    (tmp_path / "c.json").write_text("{}")
+    with pytest.raises(DriftInputError, match="c.json: expected a .parquet"):
+        read_flows(tmp_path / "c.json")

@@ -40,6 +40,21 @@ def main(argv: list[str] | None = None) -> int:
     bt.add_argument("--warmup-days", type=int, default=2)
     bt.add_argument("--sample-size", type=int, default=1000)
     bt.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    drift = sub.add_parser("drift", help="the monitoring DAG's drift check on a reference file "
+                           "and a current file (canonical .parquet or a landing .csv); exit 0 "
+                           "no drift, 1 drift, 2 bad input")
+    drift.add_argument("reference", type=Path)
+    drift.add_argument("current", type=Path)
+    drift.add_argument("--json", action="store_true", help="print the full result as JSON")
+    drift.add_argument("--config", type=Path, help="monitoring config (default: "
+                       "config/monitoring.yaml or $FLOWGUARD_MONITORING_CONFIG)")
+    drift.add_argument("--day", type=lambda v: __import__("datetime").date.fromisoformat(v),
+                       help="capture day of landing CSVs (YYYY-MM-DD)")
+    for key, kind in (("sample_size", int), ("reference_size", int), ("p_value", float),
+                      ("n_permutations", int), ("mmd_backend", str), ("policy", str),
+                      ("detectors", str), ("seed", int)):
+        drift.add_argument(f"--{key.replace('_', '-')}", dest=key, type=kind,
+                           help="overrides the config file's value")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -92,6 +107,48 @@ def main(argv: list[str] | None = None) -> int:
                 print(policy, " ".join(f"{k}={v}" for k, v in values.items()))
             print("report:", result["paths"]["html"])
         return 0
+    if args.command == "drift":
+        import tempfile
+
+        from flowguard.config import get_settings
+        from flowguard.monitoring import (
+            ConfigError,
+            DriftInputError,
+            check_files,
+            load_monitoring_config,
+        )
+
+        logging.getLogger().setLevel(logging.WARNING)
+        settings = get_settings()
+        keys = ("sample_size", "reference_size", "p_value", "n_permutations", "mmd_backend",
+                "policy", "detectors", "seed")
+        overrides = {k: getattr(args, k) for k in keys}
+        if overrides["detectors"]:
+            overrides["detectors"] = overrides["detectors"].split(",")
+        try:
+            config = load_monitoring_config(args.config or settings.monitoring_config, overrides)
+            with tempfile.TemporaryDirectory(prefix="flowguard-drift-") as work:
+                result = check_files(args.reference, args.current, config,
+                                     settings.drift_python, Path(work), day=args.day)
+        except (ConfigError, DriftInputError, FileNotFoundError) as exc:
+            print(json.dumps({"error": str(exc)}), file=sys.stderr)
+            return 2
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print(f"{'DRIFT' if result['drift'] else 'no drift'}: {result['decision']}")
+            print(f"reference {result['n_ref']} of {result['rows']['reference']} rows, current "
+                  f"{result['n_cur']} of {result['rows']['current']} rows "
+                  f"({result['excluded']['reference']['rows']} + "
+                  f"{result['excluded']['current']['rows']} rows left out); "
+                  f"{result['seconds']} s")
+            for name, det in result["detectors"].items():
+                print(f"  {name:<11} p={det['p_value']:.4g}  "
+                      f"{'drift' if det['is_drift'] else 'ok'}  ({det['seconds']} s)")
+            print("top drifted features (KS, Bonferroni-adjusted p):")
+            for f in result["top_features"]:
+                print(f"  {f['feature']:<22} KS={f['ks']:.3f}  p={f['p_adjusted']:.3g}")
+        return 1 if result["drift"] else 0
     if args.command == "airflow":
         from flowguard.airflow_env import airflow_process_env
         from flowguard.config import get_settings

@@ -30,6 +30,7 @@ class Settings:
     mlflow_tracking_uri: str
     model_name: str
     drift_python: Path
+    monitoring_config: Path
     # materialization re-reads this much before each run's interval, for late data
     materialize_overlap_minutes: int = 15
 
@@ -61,6 +62,8 @@ def get_settings() -> Settings:
         drift_python=Path(
             os.environ.get("FLOWGUARD_DRIFT_PYTHON", PROJECT_ROOT / ".venv-drift" / "bin" / "python")
         ),
+        monitoring_config=Path(os.environ.get("FLOWGUARD_MONITORING_CONFIG",
+                                              PROJECT_ROOT / "config" / "monitoring.yaml")),
         materialize_overlap_minutes=int(os.environ.get("FLOWGUARD_MATERIALIZE_OVERLAP_MINUTES", 15)),
     )
 

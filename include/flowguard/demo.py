@@ -222,8 +222,9 @@ class Demo:
                 continue
             decision = api.xcom(MONITOR, run_id, "report")
             self.monitors.append(decision)
-            say(f"  {decision['reason']}")
-            if decision["drift"]:
+            say(f"  {decision['reason']}" + ("" if decision["retrain"] or not decision["drift"]
+                                             else f"; {decision['why']}"))
+            if decision["retrain"]:
                 retrain = f"drift__{run_id}"
                 say(f"drift: waiting for the training run it triggered ({retrain})")
                 self._wait_for_run(api, TRAIN, retrain)
@@ -271,8 +272,10 @@ class Demo:
             print(f"  (could not read the registry: {exc})")
         print("\nDrift checks:")
         for m in self.monitors:
-            print(f"  {m['window']}  MMD p={m['mmd_p_value']:.3g}  classifier p="
-                  f"{m['classifier_p_value']:.3g}  -> {'RETRAIN' if m['drift'] else 'no action'}")
+            p_values = "  ".join(f"{k.removesuffix('_p_value')} p={v:.3g}" for k, v in m.items()
+                                 if k.endswith("_p_value") and v is not None)
+            action = "RETRAIN" if m["retrain"] else ("alert only" if m["drift"] else "no action")
+            print(f"  {m['window']}  {p_values}  -> {action}")
         print("\nWhere to look:")
         print(f"  Airflow UI      make airflow, then http://127.0.0.1:{self.port}  (user admin,"
               f" password in {settings.home / 'airflow' / 'simple_auth_manager_passwords.json.generated'})")

@@ -1,17 +1,26 @@
-"""Monitoring, platform side: build the detectors' inputs, add prediction drift, report.
+"""Monitoring, platform side: configuration, detectors' inputs, the decision, the report.
 
 The detectors themselves run in the drift runtime (:mod:`flowguard.drift`). This side reads
 the champion's reference sample (saved with the model at training time) and the window's
 flows through the same feature service as training, preprocesses both with statistics
-fitted on a *separate* half of the reference (fitting on x_ref itself raises false alarms),
-and writes two ``.npy`` matrices for the drift runtime.
+fitted on a *separate* split of the reference (fitting on x_ref itself raises false alarms),
+and writes two ``.npy`` matrices for the drift runtime. It also adds prediction drift,
+performance drift (where the window has labels) and per-feature KS tests, decides with the
+configured policy, applies the retraining cooldown (a durable ledger next to the reports)
+and writes the HTML + JSON report.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import html
 import json
 import logging
+import os
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,11 +28,118 @@ import numpy as np
 from flowguard.schema import FEATURE_COLUMNS
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from collections.abc import Iterator, Mapping
 
     import pandas as pd
 
 log = logging.getLogger(__name__)
+
+VOTERS = ("mmd", "classifier", "prediction", "performance")
+POLICIES = ("all", "any")
+MMD_BACKENDS = ("fast", "alibi")
+
+
+class ConfigError(ValueError):
+    """The monitoring configuration is invalid; the message names the file and key."""
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """Settings of one drift check; defaults documented in ``config/monitoring.yaml``."""
+
+    sample_size: int = 1000
+    reference_size: int = 1000
+    p_value: float = 0.05
+    n_permutations: int = 100
+    mmd_backend: str = "fast"
+    detectors: tuple[str, ...] = ("mmd", "classifier")
+    classifier_estimators: int = 100
+    performance_drop: float = 0.05
+    policy: str = "all"
+    cooldown_days: int = 2
+    top_features: int = 5
+    seed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["detectors"] = list(self.detectors)
+        return out
+
+    @property
+    def drift_detectors(self) -> list[str]:
+        """The voters that run in the drift runtime (the others are computed here)."""
+        return [d for d in self.detectors if d in ("mmd", "classifier")]
+
+
+_RANGES: dict[str, tuple[float, float]] = {
+    "sample_size": (10, 1_000_000), "reference_size": (10, 1_000_000),
+    "p_value": (1e-6, 0.5), "n_permutations": (10, 100_000),
+    "classifier_estimators": (1, 10_000), "performance_drop": (0.0, 1.0),
+    "cooldown_days": (0, 3650), "top_features": (1, len(FEATURE_COLUMNS)), "seed": (0, 2**31),
+}
+
+
+def _coerce(source: str, key: str, value: Any, default: Any) -> Any:
+    where = f"{source}: {key}"
+    if key == "detectors":
+        items = [value] if isinstance(value, str) else list(value or [])
+        bad = [d for d in items if d not in VOTERS]
+        if bad or not items:
+            raise ConfigError(f"{where}: {value!r} must be a non-empty list of {list(VOTERS)}")
+        return tuple(dict.fromkeys(items))
+    if key == "policy":
+        if value not in POLICIES:
+            raise ConfigError(f"{where}: {value!r} must be one of {list(POLICIES)}")
+        return value
+    if key == "mmd_backend":
+        if value not in MMD_BACKENDS:
+            raise ConfigError(f"{where}: {value!r} must be one of {list(MMD_BACKENDS)}")
+        return value
+    kind = type(default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or (
+            kind is int and float(value) != int(value)):
+        raise ConfigError(f"{where}: {value!r} is not a{'n integer' if kind is int else ' number'}")
+    value = kind(value)
+    low, high = _RANGES[key]
+    if not low <= value <= high:
+        raise ConfigError(f"{where}: {value} is outside [{low:g}, {high:g}]")
+    return value
+
+
+def load_monitoring_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None
+                           ) -> MonitoringConfig:
+    """Read the YAML config (default: settings' ``monitoring_config``) and apply overrides
+    (Airflow Params, CLI options; ``None`` values mean "keep the file's"). Unknown keys and
+    bad values raise :class:`ConfigError` naming the file or source and the key."""
+    import yaml
+
+    if path is None:
+        from flowguard.config import get_settings
+
+        path = get_settings().monitoring_config
+    defaults = MonitoringConfig()
+    known = {f.name: getattr(defaults, f.name) for f in fields(MonitoringConfig)}
+    values: dict[str, Any] = {}
+    if path.exists():
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
+        for key, value in loaded.items():
+            if key not in known:
+                raise ConfigError(f"{path}: unknown key {key!r}; known: {sorted(known)}")
+            values[key] = _coerce(str(path), key, value, known[key])
+    else:
+        log.warning("monitoring config %s not found: using the built-in defaults", path)
+    for key, value in (overrides or {}).items():
+        if value is None or value == "":
+            continue
+        if key not in known:
+            raise ConfigError(f"override: unknown key {key!r}; known: {sorted(known)}")
+        values[key] = _coerce("override", key, value, known[key])
+    return MonitoringConfig(**values)
 
 
 def signed_log(x: np.ndarray) -> np.ndarray:
@@ -46,13 +162,25 @@ def transform(frame: pd.DataFrame, scaler: dict[str, list[float]]) -> np.ndarray
 
 
 def prepare_inputs(reference: pd.DataFrame, current: pd.DataFrame, out_dir: Path,
-                   n: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Split the reference into a preprocessing half and x_ref, sample the window, save both."""
+                   n: int = 1000, seed: int = 0, reference_size: int | None = None
+                   ) -> dict[str, Any]:
+    """Split the reference into a preprocessing part and x_ref, sample the window, save both.
+
+    x_ref gets ``reference_size`` rows (default ``n``) but never more than half of the
+    reference: the scaler is fitted on the other rows, which never enter a test.
+    """
+    if len(reference) < 4 or len(current) < 2:
+        raise ValueError(f"too few rows for a drift check: reference {len(reference)}, "
+                         f"window {len(current)}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(reference))
     half = len(reference) // 2
     fit_rows, ref_rows = reference.iloc[order[:half]], reference.iloc[order[half:]]
-    ref_rows = ref_rows.iloc[: min(n, len(ref_rows))]
+    wanted = n if reference_size is None else reference_size
+    if wanted > len(ref_rows):
+        log.warning("reference sample has %d rows: x_ref gets %d, not %d (the rest fits the "
+                    "scaler)", len(reference), len(ref_rows), wanted)
+    ref_rows = ref_rows.iloc[: min(wanted, len(ref_rows))]
     cur_rows = current.sample(min(n, len(current)), random_state=seed)
     scaler = fit_scaler(fit_rows)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -78,53 +206,338 @@ def prediction_drift(ref_pred: np.ndarray, cur_pred: np.ndarray, classes: list[s
             "window_mix": {c: int(n) for c, n in zip(classes, cur_counts, strict=True) if n}}
 
 
+def performance_drift(labels: np.ndarray, predicted: np.ndarray, baseline_macro_f1: float,
+                      drop: float = 0.05) -> dict[str, Any] | None:
+    """Macro-F1 of the champion on the window's labelled flows vs its baseline (the gate's
+    holdout score); ``is_drift`` when it fell by more than ``drop``. ``None`` without labels."""
+    from sklearn.metrics import f1_score
+
+    known = np.array([isinstance(v, str) and v != "" for v in labels])
+    if known.sum() == 0:
+        return None
+    f1 = float(f1_score(labels[known], predicted[known], average="macro", zero_division=0))
+    return {"window_macro_f1": round(f1, 4), "baseline_macro_f1": round(baseline_macro_f1, 4),
+            "drop": round(baseline_macro_f1 - f1, 4), "max_drop": drop,
+            "n_labelled": int(known.sum()), "is_drift": bool(baseline_macro_f1 - f1 > drop)}
+
+
+def _histogram(ref: np.ndarray, cur: np.ndarray, bins: int = 20) -> dict[str, list[float]]:
+    """Shared-edge histograms (shares) of signed-log values, for the report's plots."""
+    a, b = signed_log(ref[np.isfinite(ref)]), signed_log(cur[np.isfinite(cur)])
+    both = np.concatenate([a, b])
+    low, high = (float(both.min()), float(both.max())) if len(both) else (0.0, 1.0)
+    edges = np.linspace(low, high if high > low else low + 1.0, bins + 1)
+    ref_counts = np.histogram(a, edges)[0] / max(len(a), 1)
+    cur_counts = np.histogram(b, edges)[0] / max(len(b), 1)
+    return {"edges": np.round(edges, 4).tolist(), "reference": np.round(ref_counts, 4).tolist(),
+            "window": np.round(cur_counts, 4).tolist()}
+
+
 def feature_shift(reference: pd.DataFrame, current: pd.DataFrame, top: int = 5
                   ) -> list[dict[str, Any]]:
-    """Features ranked by two-sample Kolmogorov-Smirnov statistic (Bonferroni p-values)."""
+    """Features ranked by two-sample Kolmogorov-Smirnov statistic, Bonferroni-adjusted
+    p-values over all features, with both distributions (signed-log histograms)."""
     from scipy.stats import ks_2samp
 
     rows = []
     for col in FEATURE_COLUMNS:
-        stat, p = ks_2samp(reference[col].to_numpy(), current[col].to_numpy())
+        ref, cur = reference[col].to_numpy(dtype=float), current[col].to_numpy(dtype=float)
+        stat, p = ks_2samp(ref[np.isfinite(ref)], cur[np.isfinite(cur)])
         rows.append({"feature": col, "ks": float(stat),
                      "p_adjusted": float(min(1.0, p * len(FEATURE_COLUMNS)))})
-    return sorted(rows, key=lambda r: -r["ks"])[:top]
+    ranked = sorted(rows, key=lambda r: (-r["ks"], r["feature"]))[:top]
+    for row in ranked:
+        row["histogram"] = _histogram(reference[row["feature"]].to_numpy(dtype=float),
+                                      current[row["feature"]].to_numpy(dtype=float))
+    return ranked
 
 
-def decide(detectors: dict[str, Any], policy: str = "all") -> tuple[bool, str]:
-    """Drift decision: ``all`` detectors must agree (default) or ``any`` one suffices."""
-    flags = {name: detectors[name]["is_drift"] for name in ("mmd", "classifier")}
+def decide(detectors: dict[str, Any], policy: str = "all",
+           voters: tuple[str, ...] | list[str] = ("mmd", "classifier")) -> tuple[bool, str]:
+    """Drift decision over the voting detectors present: ``all`` must flag (default) or
+    ``any`` one suffices. A voter without a result (performance without labels) abstains."""
+    flags = {name: bool(detectors[name]["is_drift"]) for name in voters
+             if detectors.get(name) is not None}
+    if not flags:
+        return False, f"no drift (no voting detector of {list(voters)} produced a result)"
     drift = all(flags.values()) if policy == "all" else any(flags.values())
-    pvals = ", ".join(f"{k} p={detectors[k]['p_value']:.3g}" for k in flags)
-    return drift, f"{'drift' if drift else 'no drift'} ({policy} of {pvals})"
+    parts = []
+    for name in flags:
+        d = detectors[name]
+        parts.append(f"{name} p={d['p_value']:.3g}" if "p_value" in d
+                     else f"{name} drop={d.get('drop', 0):.3f}")
+    return drift, f"{'drift' if drift else 'no drift'} ({policy} of {', '.join(parts)})"
 
 
-def write_report(report: dict[str, Any], out_dir: Path) -> dict[str, str]:
-    """Write the run's report as JSON and a small self-contained HTML page."""
+# ---------------------------------------------------------------- cooldown and history
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(path.suffix + ".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value, indent=2, default=str))
+    tmp.replace(path)
+
+
+def retrain_decision(ledger: Path, window: str, champion_version: str, drift: bool,
+                     cooldown_days: int, run_id: str = "") -> dict[str, Any]:
+    """Whether this window's drift may trigger retraining; records the trigger if so.
+
+    At most one trigger per window (a second run for the same day does not trigger again;
+    a retry of the deciding run gets the same answer, so a failure after this point cannot
+    lose the trigger), and none within ``cooldown_days`` windows of a trigger made against the
+    same champion version (the retraining it started is the answer; a new champion resets
+    the cooldown). The ledger is a JSON file, updated under a file lock.
+    """
+    if not drift:
+        return {"retrain": False, "why": "no drift"}
+    with _locked(ledger):
+        entries = json.loads(ledger.read_text()) if ledger.exists() else []
+        day = date.fromisoformat(window)
+        for entry in entries:
+            if entry["window"] == window:
+                if run_id and entry.get("run_id") == run_id:
+                    # A retry of the run that recorded it: the same answer (the trigger's
+                    # run id is derived from the Airflow run id, so it cannot run twice).
+                    return {"retrain": True, "why": "drift; trigger recorded by this run"}
+                return {"retrain": False, "why": f"already triggered for window {window} "
+                        f"(run {entry.get('run_id') or '?'})"}
+        recent = [e for e in entries if e["champion_version"] == str(champion_version)
+                  and abs((day - date.fromisoformat(e["window"])).days) < cooldown_days]
+        if recent:
+            last = max(recent, key=lambda e: e["window"])
+            return {"retrain": False, "why": (
+                f"cooldown: retraining was triggered for window {last['window']} against "
+                f"champion v{champion_version}; no new trigger within {cooldown_days} days "
+                "until a new champion is promoted")}
+        entries.append({"window": window, "champion_version": str(champion_version),
+                        "run_id": run_id, "decided_at": datetime.now(UTC).isoformat()})
+        _write_json(ledger, sorted(entries, key=lambda e: e["window"]))
+    return {"retrain": True, "why": "drift; no trigger for this window or within the cooldown"}
+
+
+def record_history(history: Path, entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """Add this run's p-values to the history (one entry per window, the latest run wins);
+    return the history sorted by window."""
+    with _locked(history):
+        entries = json.loads(history.read_text()) if history.exists() else []
+        entries = [e for e in entries if e["window"] != entry["window"]] + [entry]
+        entries.sort(key=lambda e: e["window"])
+        _write_json(history, entries)
+    return entries
+
+
+# ---------------------------------------------------------------- report
+
+
+def _svg_hist(hist: dict[str, list[float]], width: int = 320, height: int = 90) -> str:
+    ref, cur = hist["reference"], hist["window"]
+    peak = max([*ref, *cur, 1e-9])
+    bar = width / len(ref)
+    bars = []
+    for i, (r, c) in enumerate(zip(ref, cur, strict=True)):
+        for value, color, offset in ((r, "#1f77b4", 0.0), (c, "#d62728", bar / 2)):
+            h = height * value / peak
+            bars.append(f'<rect x="{i * bar + offset:.1f}" y="{height - h:.1f}" '
+                        f'width="{bar / 2 - 0.5:.1f}" height="{h:.1f}" fill="{color}"/>')
+    lo, hi = hist["edges"][0], hist["edges"][-1]
+    return (f'<svg width="{width}" height="{height + 14}" role="img">{"".join(bars)}'
+            f'<text x="0" y="{height + 12}" font-size="10">{lo:g}</text>'
+            f'<text x="{width}" y="{height + 12}" font-size="10" text-anchor="end">{hi:g}'
+            "</text></svg>")
+
+
+def _svg_history(history: list[dict[str, Any]], p_val: float, width: int = 560,
+                 height: int = 160) -> str:
+    series = [k for k in ("mmd", "classifier", "prediction")
+              if any(e.get(f"{k}_p_value") is not None for e in history)]
+    if not history or not series:
+        return "<p>No history yet.</p>"
+    floor = 1e-4
+    step = width / max(len(history) - 1, 1)
+
+    def y(p: float) -> float:  # log scale from 1 (top) down to 1e-4 (bottom)
+        return height * min(-np.log10(max(p, floor)), 4) / 4
+
+    colors = {"mmd": "#1f77b4", "classifier": "#2ca02c", "prediction": "#9467bd"}
+    parts = [f'<line x1="0" x2="{width}" y1="{y(p_val):.1f}" y2="{y(p_val):.1f}" '
+             'stroke="#d62728" stroke-dasharray="4"/>']
+    for key in series:
+        pts = [(i * step, y(e[f"{key}_p_value"])) for i, e in enumerate(history)
+               if e.get(f"{key}_p_value") is not None]
+        parts.append(f'<polyline fill="none" stroke="{colors[key]}" stroke-width="2" points="'
+                     + " ".join(f"{x:.1f},{v:.1f}" for x, v in pts) + '"/>')
+        parts += [f'<circle cx="{x:.1f}" cy="{v:.1f}" r="3" fill="{colors[key]}"/>'
+                  for x, v in pts]
+    labels = "".join(f'<text x="{i * step:.1f}" y="{height + 14}" font-size="10" '
+                     f'text-anchor="middle">{html.escape(e["window"][5:])}</text>'
+                     for i, e in enumerate(history))
+    legend = " ".join(f'<span style="color:{colors[k]}">&#9632; {k}</span>' for k in series)
+    return (f'<svg width="{width + 20}" height="{height + 20}" role="img">'
+            f'<g transform="translate(10,0)">{"".join(parts)}{labels}</g></svg>'
+            f"<p>{legend} <span style=\"color:#d62728\">--- p = {p_val}</span> "
+            "(log scale, 1 at the top, 1e-4 at the bottom)</p>")
+
+
+def write_report(report: dict[str, Any], out_dir: Path,
+                 history: list[dict[str, Any]] | None = None) -> dict[str, str]:
+    """Write the run's report as JSON and a self-contained HTML page: decision, detectors,
+    top drifted features with both distributions, p-value history, class mix."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "drift_report.json"
-    json_path.write_text(json.dumps(report, indent=2, default=str))
+    json_path.write_text(json.dumps({**report, "history": history or []}, indent=2,
+                                    default=str))
     det = report["detectors"]
     rows = "".join(
         f"<tr><td>{name}</td><td>{det[name]['p_value']:.4g}</td>"
-        f"<td>{'DRIFT' if det[name]['is_drift'] else 'ok'}</td><td>{det[name]['seconds']}</td></tr>"
-        for name in ("mmd", "classifier"))
-    feats = "".join(f"<tr><td>{html.escape(f['feature'])}</td><td>{f['ks']:.3f}</td>"
-                    f"<td>{f['p_adjusted']:.3g}</td></tr>" for f in report["top_features"])
+        f"<td>{'DRIFT' if det[name]['is_drift'] else 'ok'}</td>"
+        f"<td>{det[name].get('seconds', '')}</td></tr>"
+        for name in ("mmd", "classifier", "prediction") if det.get(name))
+    perf = det.get("performance")
+    if perf:
+        rows += (f"<tr><td>performance</td><td>macro-F1 {perf['window_macro_f1']:.3f} vs "
+                 f"{perf['baseline_macro_f1']:.3f}</td>"
+                 f"<td>{'DRIFT' if perf['is_drift'] else 'ok'}</td><td></td></tr>")
+    feats = "".join(
+        f"<tr><td>{html.escape(f['feature'])}</td><td>{f['ks']:.3f}</td>"
+        f"<td>{f['p_adjusted']:.3g}</td><td>{_svg_hist(f['histogram']) if 'histogram' in f else ''}"
+        "</td></tr>" for f in report["top_features"])
     mix = report["prediction_drift"]
-    page = f"""<!doctype html><meta charset="utf-8"><title>Drift report {report['window']}</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td,th{{padding:.2em .8em;border-bottom:1px solid #ddd}}</style>
+    action = report.get("action", {})
+    page = f"""<!doctype html><meta charset="utf-8"><title>Drift report {html.escape(report['window'])}</title>
+<style>body{{font-family:sans-serif;max-width:64em;margin:2em auto}}td,th{{padding:.2em .8em;border-bottom:1px solid #ddd;vertical-align:middle}}</style>
 <h1>Drift report: window {html.escape(report['window'])}</h1>
-<p><b>Decision: {html.escape(report['decision'])}</b>. Champion v{report['champion_version']};
-reference n={det['n_ref']}, window n={det['n_cur']} sampled from {report['n_window']} flows.</p>
+<p><b>Decision: {html.escape(report['decision'])}</b>.
+{html.escape(str(action.get('why', '')))}{' Retraining triggered.' if action.get('retrain') else ''}</p>
+<p>Champion v{html.escape(str(report['champion_version']))}; reference n={det['n_ref']}, window
+n={det['n_cur']} sampled from {report['n_window']} flows; policy <code>{html.escape(str(report.get('policy', '')))}</code>
+over {html.escape(', '.join(report.get('voters', [])))}.</p>
 <h2>Detectors (p-value threshold {det['p_val']})</h2>
 <table><tr><th>detector</th><th>p-value</th><th>result</th><th>seconds</th></tr>{rows}</table>
-<h2>Top shifted features (KS, Bonferroni-adjusted p)</h2>
-<table><tr><th>feature</th><th>KS</th><th>p adj.</th></tr>{feats}</table>
+<h2>p-value history</h2>
+{_svg_history(history or [], det['p_val'])}
+<h2>Top drifted features (KS, Bonferroni-adjusted p)</h2>
+<p>Distributions on the signed-log scale: <span style="color:#1f77b4">&#9632; reference</span>
+<span style="color:#d62728">&#9632; window</span>.</p>
+<table><tr><th>feature</th><th>KS</th><th>p adj.</th><th>distribution</th></tr>{feats}</table>
 <h2>Prediction drift (champion's class mix), chi-square p={mix['p_value']:.3g}</h2>
 <pre>reference: {html.escape(json.dumps(mix['reference_mix']))}
 window:    {html.escape(json.dumps(mix['window_mix']))}</pre>
+<h2>Configuration</h2>
+<pre>{html.escape(json.dumps(report.get('config', {}), indent=1))}</pre>
 """
     html_path = out_dir / "drift_report.html"
     html_path.write_text(page)
     return {"json": str(json_path), "html": str(html_path)}
+
+
+# ---------------------------------------------------------------- outside Airflow
+
+
+class DriftInputError(ValueError):
+    """A reference or current file cannot be used for a drift check."""
+
+
+def read_flows(path: Path, day: date | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Canonical flows of a file for a drift check: canonical parquet, or a landing CSV in a
+    supported layout (through :mod:`flowguard.ingest`). Rows that cannot be used (parse
+    errors, non-finite features) are left out and counted with their reasons."""
+    import pandas as pd
+
+    if not path.exists():
+        raise DriftInputError(f"{path}: no such file")
+    if path.suffix == ".parquet":
+        frame = pd.read_parquet(path)
+        missing = [c for c in FEATURE_COLUMNS if c not in frame.columns]
+        if missing:
+            raise DriftInputError(f"{path}: not canonical flows, missing columns {missing[:5]}"
+                                  f"{' ...' if len(missing) > 5 else ''}")
+        reasons = pd.Series("", index=frame.index, dtype=object)
+    elif path.suffix.lower() == ".csv":
+        from flowguard.ingest import read_landing_file
+
+        frame = read_landing_file(path, day or date.today(), 0)
+        reasons = frame["parse_error"].fillna("").astype(object)
+    else:
+        raise DriftInputError(f"{path}: expected a .parquet (canonical) or .csv (landing) file")
+    values = frame[FEATURE_COLUMNS].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    bad_cols = ~np.isfinite(values)
+    for row in np.flatnonzero(bad_cols.any(axis=1)):
+        if not reasons.iloc[row]:
+            cols = [FEATURE_COLUMNS[i] for i in np.flatnonzero(bad_cols[row])][:3]
+            reasons.iloc[row] = f"non-finite {', '.join(cols)}"
+    keep = reasons.to_numpy() == ""
+    excluded = {"rows": int((~keep).sum()), "examples": [
+        {"row": int(i) + (2 if path.suffix.lower() == ".csv" else 0), "reason": reasons.iloc[i]}
+        for i in np.flatnonzero(~keep)[:5]]}
+    out = frame.loc[keep].reset_index(drop=True)
+    if len(out) < 10:
+        raise DriftInputError(f"{path}: only {len(out)} usable rows ({excluded['rows']} left "
+                              f"out, e.g. {excluded['examples'][:2]})")
+    return out, excluded
+
+
+def run_in_drift_runtime(drift_args: dict[str, Any], drift_python: Path) -> dict[str, Any]:
+    """Run :func:`flowguard.drift.run_detectors` in the drift runtime as the DAG does: the
+    drift runtime's python, PYTHONPATH at the package, OMP_NUM_THREADS=1, paths in, JSON out."""
+    import os
+    import subprocess
+
+    from flowguard.config import PROJECT_ROOT
+
+    if not drift_python.exists():
+        raise FileNotFoundError(f"drift runtime missing at {drift_python}: run scripts/bootstrap.sh")
+    a = drift_args
+    cmd = [str(drift_python), "-m", "flowguard.drift", a["ref_path"], a["cur_path"],
+           "--p-val", str(a["p_val"]), "--n-permutations", str(a["n_permutations"]),
+           "--seed", str(a["seed"]), "--detectors", ",".join(a["detectors"]),
+           "--mmd-backend", a["mmd_backend"],
+           "--classifier-estimators", str(a["classifier_estimators"])]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(PROJECT_ROOT / "include"), "HOME": os.environ.get("HOME", "/tmp")}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"drift runtime failed ({done.returncode}): {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def check_files(reference_path: Path, current_path: Path, config: MonitoringConfig,
+                drift_python: Path, work_dir: Path, day: date | None = None) -> dict[str, Any]:
+    """The DAG's drift check on two files: same preprocessing, detectors and policy (the
+    voters that need the champion, prediction and performance, abstain)."""
+    import time
+
+    started = time.perf_counter()
+    reference, ref_excluded = read_flows(reference_path, day)
+    current, cur_excluded = read_flows(current_path, day)
+    prepared = prepare_inputs(reference, current, work_dir, n=config.sample_size,
+                              seed=config.seed, reference_size=config.reference_size)
+    voters = config.drift_detectors or ["mmd"]
+    detectors = run_in_drift_runtime({
+        "ref_path": prepared["ref_path"], "cur_path": prepared["cur_path"],
+        "p_val": config.p_value, "n_permutations": config.n_permutations, "seed": config.seed,
+        "detectors": voters, "mmd_backend": config.mmd_backend,
+        "classifier_estimators": config.classifier_estimators}, drift_python)
+    drift, reason = decide(detectors, config.policy, voters)
+    top = feature_shift(reference, current, top=config.top_features)
+    return {
+        "drift": drift, "decision": reason, "reference": str(reference_path),
+        "current": str(current_path),
+        "p_values": {k: detectors[k]["p_value"] for k in voters},
+        "detectors": {k: {kk: vv for kk, vv in detectors[k].items()} for k in voters},
+        "top_features": [{k: v for k, v in f.items() if k != "histogram"} for f in top],
+        "n_ref": prepared["n_ref"], "n_cur": prepared["n_cur"],
+        "rows": {"reference": len(reference), "current": len(current)},
+        "excluded": {"reference": ref_excluded, "current": cur_excluded},
+        "config": config.as_dict(), "seconds": round(time.perf_counter() - started, 2),
+    }

@@ -146,66 +146,116 @@ def promote_if_better(version: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- monitor
 
 
-def prepare_monitoring(start: str, end: str, run_id: str, n: int = 1000) -> dict[str, Any]:
-    """Reference vs window inputs for the drift runtime, plus prediction and feature shift."""
+def prepare_monitoring(start: str, end: str, run_id: str,
+                       overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Reference vs window inputs for the drift runtime, plus prediction, performance and
+    feature shift. Settings: ``config/monitoring.yaml`` with ``overrides`` (the run's Params)."""
 
     from flowguard.features import FEATURE_SERVICE, entity_rows, get_store, monitoring_frames
-    from flowguard.monitoring import feature_shift, prediction_drift, prepare_inputs
+    from flowguard.monitoring import (
+        feature_shift,
+        load_monitoring_config,
+        performance_drift,
+        prediction_drift,
+        prepare_inputs,
+    )
     from flowguard.registry import champion_version, load_model, load_run_frame
     from flowguard.training import predict_labels
 
     settings = get_settings()
+    config = load_monitoring_config(settings.monitoring_config, overrides)
     client = _mlflow(settings)
     version = champion_version(client, settings.model_name)
     if version is None:
         raise LookupError(f"no '{settings.model_name}@champion' yet: run the training DAG first")
-    run_id = client.get_model_version(settings.model_name, version).run_id
-    service = client.get_run(run_id).data.tags.get("lineage.feature_service", FEATURE_SERVICE)
+    model_run = client.get_model_version(settings.model_name, version).run_id
+    service = client.get_run(model_run).data.tags.get("lineage.feature_service", FEATURE_SERVICE)
     reference, current = monitoring_frames(
         get_store(settings.feature_repo, settings.home),
-        load_run_frame(client, run_id, "reference/reference.parquet"),
+        load_run_frame(client, model_run, "reference/reference.parquet"),
         entity_rows(settings.flows_source, [_day(start)]), service)
     out_dir = _run_dir(settings.work_dir / "monitor", run_id)
-    prepared = prepare_inputs(reference, current, out_dir, n=n)
+    prepared = prepare_inputs(reference, current, out_dir, n=config.sample_size,
+                              seed=config.seed, reference_size=config.reference_size)
     model, classes = load_model(client, settings.model_name, version)
+    window_pred = predict_labels(model, classes, current)
+    baseline = client.get_run(model_run).data.metrics.get("macro_f1")
+    performance = None
+    if baseline is not None and "label" in current.columns:
+        performance = performance_drift(current["label"].to_numpy(dtype=object), window_pred,
+                                        float(baseline), config.performance_drop)
     prepared.update(
-        window=f"{_day(start)}", champion_version=version,
+        window=f"{_day(start)}", champion_version=version, config=config.as_dict(),
         prediction_drift=prediction_drift(predict_labels(model, classes, reference),
-                                          predict_labels(model, classes, current), classes),
-        top_features=feature_shift(reference, current),
+                                          window_pred, classes),
+        performance_drift=performance,
+        top_features=feature_shift(reference, current, top=config.top_features),
     )
     return prepared
 
 
+def drift_runtime_args(prepared: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of :func:`flowguard.drift.run_detectors` for this check."""
+    config = prepared["config"]
+    return {"ref_path": prepared["ref_path"], "cur_path": prepared["cur_path"],
+            "p_val": config["p_value"], "n_permutations": config["n_permutations"],
+            "seed": config["seed"], "mmd_backend": config["mmd_backend"],
+            "classifier_estimators": config["classifier_estimators"],
+            "detectors": [d for d in config["detectors"] if d in ("mmd", "classifier")]}
+
+
 def report_and_decide(prepared: dict[str, Any], detectors: dict[str, Any], run_id: str,
-                      policy: str = "all") -> dict[str, Any]:
-    """Decide, write the HTML/JSON report, log it to MLflow, return the decision."""
+                      ) -> dict[str, Any]:
+    """Decide (policy, cooldown), write the HTML/JSON report, log it to MLflow, return the
+    decision with the ``conf`` a retraining run gets."""
     import mlflow
 
-    from flowguard.monitoring import decide, write_report
+    from flowguard.monitoring import decide, record_history, retrain_decision, write_report
     from flowguard.training import ensure_experiment
 
     settings = get_settings()
     _mlflow(settings)
-    drift, reason = decide(detectors, policy)
+    config = prepared["config"]
+    pred = prepared["prediction_drift"]
+    votes = {**{k: detectors[k] for k in ("mmd", "classifier") if k in detectors},
+             "prediction": {**pred, "is_drift": pred["p_value"] < config["p_value"]},
+             "performance": prepared.get("performance_drift")}
+    drift, reason = decide(votes, config["policy"], config["detectors"])
+    drift_dir = settings.reports_dir / "drift"
+    action = retrain_decision(drift_dir / "triggers.json", prepared["window"],
+                              prepared["champion_version"], drift, config["cooldown_days"],
+                              run_id)
+    p_values = {f"{k}_p_value": (votes[k] or {}).get("p_value") for k in
+                ("mmd", "classifier", "prediction")}
+    history = record_history(drift_dir / "history.json", {
+        "window": prepared["window"], "run_id": run_id, "drift": drift,
+        "retrain": action["retrain"], "champion_version": prepared["champion_version"],
+        **p_values})
     report = {**{k: v for k, v in prepared.items() if not k.endswith("_path")},
-              "detectors": detectors, "drift": drift, "decision": reason, "policy": policy}
-    paths = write_report(report, settings.reports_dir / "drift" / prepared["window"])
+              "detectors": {**detectors, "prediction": votes["prediction"],
+                            "performance": votes["performance"]},
+              "drift": drift, "decision": reason, "policy": config["policy"],
+              "voters": list(config["detectors"]), "action": action, "airflow_run_id": run_id}
+    paths = write_report(report, drift_dir / prepared["window"], history)
     experiment = ensure_experiment("flowguard-monitoring",
                                    settings.home / "mlflow" / "artifacts" / "flowguard-monitoring")
     with mlflow.start_run(experiment_id=experiment, run_name=f"drift {prepared['window']}"):
-        mlflow.log_metrics({"mmd_p_value": detectors["mmd"]["p_value"],
-                            "classifier_p_value": detectors["classifier"]["p_value"],
-                            "prediction_p_value": prepared["prediction_drift"]["p_value"],
-                            "drift": float(drift)})
+        mlflow.log_metrics({**{k: v for k, v in p_values.items() if v is not None},
+                            "drift": float(drift), "retrain": float(action["retrain"])})
+        mlflow.log_params({k: str(v) for k, v in config.items()})
         mlflow.set_tags({"window": prepared["window"], "airflow_run_id": run_id,
                          "champion_version": prepared["champion_version"]})
         mlflow.log_artifact(paths["json"])
         mlflow.log_artifact(paths["html"])
-    return {"drift": drift, "reason": reason, "report_html": paths["html"],
-            "report_json": paths["json"], "window": prepared["window"],
-            "mmd_p_value": detectors["mmd"]["p_value"],
-            "classifier_p_value": detectors["classifier"]["p_value"]}
+    top = [f["feature"] for f in prepared["top_features"]]
+    return {"drift": drift, "retrain": action["retrain"], "why": action["why"],
+            "reason": reason, "report_html": paths["html"], "report_json": paths["json"],
+            "window": prepared["window"], "top_features": top, **p_values,
+            "conf": {"as_of": str(_day(prepared["window"]) + timedelta(days=1)),
+                     "reason": f"drift on {prepared['window']}: {reason}; top features "
+                               f"{', '.join(top[:3])}",
+                     "drift_window": prepared["window"], "p_values": p_values,
+                     "report": paths["html"]}}
 
 
 # ---------------------------------------------------------------- online scoring

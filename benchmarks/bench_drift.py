@@ -1,0 +1,293 @@
+"""Drift check benchmark: wall time, false-alarm rate, power, detection day.
+
+    .venv/bin/python benchmarks/bench_drift.py [--quick] [--out benchmarks/results/drift.json]
+
+1. Wall time of the detectors in the drift runtime at n = 1 k / 5 k / 20 k flows per side
+   (fast MMD, alibi-detect's MMDDrift where it fits, ClassifierDrift): median and spread of
+   several runs, the CPU time of the same runs (what the wall time would be on an idle
+   core: the machine is shared), peak RSS of the process, plus the runtime's import time
+   (paid once per check). One process per (detector, n), OMP_NUM_THREADS=1 as in the DAG.
+2. False-alarm rate over independent no-drift windows at the configured sizes
+   (config/monitoring.yaml), per detector and for the decision policy, with a 95 % Wilson
+   interval: it must stay at or below the p-value.
+3. Power at n = 1000 for the controlled shifts of :mod:`flowguard.shifts`: a new attack class
+   at 1 % and 5 %, a benign volume surge, byte counters scaled, an attack class removed.
+4. Detection day on the replayed synthetic week: reference from Monday-Wednesday flows (as
+   the first champion's), one check per day.
+
+Synthetic flows come from the generator's class profiles (fresh rows for every window), so
+windows are independent. The machine is shared: the load average is recorded per section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from flowguard.config import PROJECT_ROOT, get_settings
+from flowguard.monitoring import decide, load_monitoring_config, prepare_inputs
+from flowguard.shifts import apply_shift, synthetic_rows
+
+# The reference mix: what a champion trained on Monday-Wednesday saw (shares of flows).
+REFERENCE_MIX = {"BENIGN": 0.85, "DoS Hulk": 0.10, "FTP-Patator": 0.02, "SSH-Patator": 0.02,
+                 "DoS slowloris": 0.01}
+SHIFTS = {
+    "new_class_1pct": ("new_class", {"label": "PortScan", "share": 0.01}),
+    "new_class_5pct": ("new_class", {"label": "PortScan", "share": 0.05}),
+    "benign_surge_x3": ("benign_surge", {"factor": 3.0}),
+    "byte_counters_x1.5": ("byte_scale", {"factor": 1.5}),
+    "remove_dos_hulk": ("remove_class", {"label": "DoS Hulk"}),
+}
+
+TIMING_DRIVER = r"""
+import json, resource, statistics, sys, time
+import numpy as np
+from flowguard.drift import alibi_mmd, classifier_drift, mmd_permutation_test
+ref, cur, which, reps, perms, p_val = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
+started = time.perf_counter()
+import alibi_detect.cd  # noqa: F401 - the import every check pays (counted separately)
+import_s = time.perf_counter() - started
+x, y = np.load(ref), np.load(cur)
+fn = {"mmd_fast": lambda s: mmd_permutation_test(x, y, perms, p_val, seed=s),
+      "mmd_alibi": lambda s: alibi_mmd(x, y, perms, p_val, seed=s),
+      "classifier": lambda s: classifier_drift(x, y, p_val, seed=s)}[which]
+fn(0) if which == "mmd_fast" else None  # warm-up: torch's lazy initialisation (~1 s once)
+times, cpu = [], []
+for s in range(reps):
+    t, c = time.perf_counter(), time.process_time()
+    fn(s)
+    times.append(time.perf_counter() - t); cpu.append(time.process_time() - c)
+print(json.dumps({"seconds": times, "cpu_seconds": cpu, "import_seconds": import_s,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+BATCH_DRIVER = r"""
+import json, sys
+from flowguard.drift import run_detectors
+for line in open(sys.argv[1]):
+    job = json.loads(line)
+    out = run_detectors(**job["args"])
+    print(json.dumps({"id": job["id"], **out}), flush=True)
+"""
+
+
+def _env() -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": str(PROJECT_ROOT / "include"), "HOME": os.environ.get("HOME", "/tmp")}
+
+
+def _load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def _flows(n: int, rng: np.random.Generator, mix: dict[str, float] = REFERENCE_MIX
+           ) -> pd.DataFrame:
+    counts = rng.multinomial(n, list(mix.values()))
+    parts = [synthetic_rows(label, int(k), rng) for label, k in zip(mix, counts, strict=True) if k]
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
+    """95 % Wilson score interval of a binomial proportion."""
+    if n == 0:
+        return [0.0, 1.0]
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
+
+
+def timing(work: Path, sizes: list[int], config, quick: bool) -> list[dict]:
+    drift_python = get_settings().drift_python
+    rng = np.random.default_rng(11)
+    rows = []
+    for n in sizes:
+        reference = _flows(2 * n, rng)
+        prepared = prepare_inputs(reference, _flows(n, rng), work / f"t{n}", n=n, seed=0,
+                                  reference_size=n)
+        plan = [("mmd_fast", 3)]
+        if n <= 1000:
+            plan.append(("mmd_alibi", 1 if quick else 3))
+        elif n <= 5000 and not quick:
+            plan.append(("mmd_alibi", 1))  # ~60 s and ~2.5 GB per run: one run
+        if n <= 5000 or not quick:
+            plan.append(("classifier", 3 if n <= 1000 and not quick else 1))
+        for which, reps in plan:
+            load = _load()
+            done = subprocess.run(
+                [str(drift_python), "-c", TIMING_DRIVER, prepared["ref_path"],
+                 prepared["cur_path"], which, str(reps), str(config.n_permutations),
+                 str(config.p_value)], capture_output=True, text=True, env=_env(), check=False)
+            if done.returncode != 0:
+                raise RuntimeError(done.stderr[-2000:])
+            out = json.loads(done.stdout.strip().splitlines()[-1])
+            secs = out["seconds"]
+            row = {"detector": which, "n": n, "runs": reps,
+                   "median_s": round(float(np.median(secs)), 3),
+                   "min_s": round(min(secs), 3), "max_s": round(max(secs), 3),
+                   "cpu_median_s": round(float(np.median(out["cpu_seconds"])), 3),
+                   "import_s": round(out["import_seconds"], 2),
+                   "peak_rss_mb": round(out["peak_rss_mb"]), "loadavg": load}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
+def run_batch(jobs: list[dict], work: Path) -> dict[str, dict]:
+    """All jobs in one drift-runtime process (import once), results by job id."""
+    path = work / "jobs.jsonl"
+    path.write_text("".join(json.dumps(j) + "\n" for j in jobs))
+    done = subprocess.run([str(get_settings().drift_python), "-c", BATCH_DRIVER, str(path)],
+                          capture_output=True, text=True, env=_env(), check=False)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-3000:])
+    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return {r["id"]: r for r in results}
+
+
+def _job(job_id: str, prepared: dict, config, detectors: list[str], seed: int) -> dict:
+    return {"id": job_id, "args": {
+        "ref_path": prepared["ref_path"], "cur_path": prepared["cur_path"],
+        "p_val": config.p_value, "n_permutations": config.n_permutations, "seed": seed,
+        "detectors": detectors, "mmd_backend": "fast",
+        "classifier_estimators": config.classifier_estimators}}
+
+
+def _rates(results: list[dict], config) -> dict:
+    out = {}
+    for det in ("mmd", "classifier"):
+        flags = [r[det]["is_drift"] for r in results if det in r]
+        if flags:
+            k = int(sum(flags))
+            out[det] = {"windows": len(flags), "flagged": k, "rate": round(k / len(flags), 4),
+                        "ci95": wilson(k, len(flags))}
+    both = [r for r in results if "mmd" in r and "classifier" in r]
+    if both:
+        k = sum(decide(r, config.policy, ["mmd", "classifier"])[0] for r in both)
+        out[f"decision_{config.policy}"] = {"windows": len(both), "flagged": int(k),
+                                            "rate": round(k / len(both), 4),
+                                            "ci95": wilson(int(k), len(both))}
+    return out
+
+
+def false_alarms(work: Path, config, windows_mmd: int, windows_clf: int) -> dict:
+    n, ref_n = config.sample_size, config.reference_size
+    jobs = []
+    for w in range(windows_mmd):
+        rng = np.random.default_rng([2026, w])
+        prepared = prepare_inputs(_flows(2 * ref_n, rng), _flows(n, rng), work / f"fa{w}",
+                                  n=n, seed=w, reference_size=ref_n)
+        dets = ["mmd", "classifier"] if w < windows_clf else ["mmd"]
+        jobs.append(_job(f"fa{w}", prepared, config, dets, seed=w))
+    load = _load()
+    started = time.perf_counter()
+    results = list(run_batch(jobs, work).values())
+    return {"n": n, "reference_size": ref_n, "p_value": config.p_value,
+            "n_permutations": config.n_permutations, **_rates(results, config),
+            "seconds": round(time.perf_counter() - started, 1), "loadavg": [load, _load()]}
+
+
+def power(work: Path, config, windows_mmd: int, windows_clf: int, n: int = 1000) -> dict:
+    jobs, kinds = [], {}
+    for name, (kind, params) in SHIFTS.items():
+        for w in range(windows_mmd):
+            rng = np.random.default_rng([7, w, len(name)])
+            window = apply_shift(_flows(int(1.5 * n), rng), kind, rng, **params)
+            prepared = prepare_inputs(_flows(2 * n, rng), window, work / f"{name}{w}", n=n,
+                                      seed=w, reference_size=n)
+            dets = ["mmd", "classifier"] if w < windows_clf else ["mmd"]
+            jobs.append(_job(f"{name}/{w}", prepared, config, dets, seed=w))
+            kinds.setdefault(name, []).append(f"{name}/{w}")
+    load = _load()
+    started = time.perf_counter()
+    results = run_batch(jobs, work)
+    out = {name: {"kind": SHIFTS[name][0], "params": SHIFTS[name][1],
+                  **_rates([results[i] for i in ids], config)} for name, ids in kinds.items()}
+    return {"n": n, "shifts": out, "seconds": round(time.perf_counter() - started, 1),
+            "loadavg": [load, _load()]}
+
+
+def replay_week(work: Path, config, scale: float) -> dict:
+    from flowguard.ingest import read_day
+    from flowguard.synth import WEEK_START, generate_week
+
+    landing = work / "landing"
+    generate_week(landing, scale=scale, min_per_class=30)
+    days = {d: read_day(landing, date.fromordinal(WEEK_START.toordinal() + d)) for d in range(5)}
+    days = {d: f[f["parse_error"] == ""].reset_index(drop=True) for d, f in days.items()}
+    rng = np.random.default_rng(3)
+    train = pd.concat([days[0], days[1], days[2]], ignore_index=True)
+    order = rng.permutation(len(train))
+    ref_rows = train.iloc[order[: 2 * config.reference_size]]
+    held_out = set(train.iloc[order[: 2 * config.reference_size]]["flow_uid"])
+    jobs = []
+    for d in range(5):
+        window = days[d][~days[d]["flow_uid"].isin(held_out)]
+        prepared = prepare_inputs(ref_rows, window, work / f"day{d}", n=config.sample_size,
+                                  seed=d, reference_size=config.reference_size)
+        jobs.append(_job(f"day{d}", prepared, config, list(config.drift_detectors), seed=d))
+    results = run_batch(jobs, work)
+    names = ["Mon", "Tue", "Wed", "Thu", "Fri"]
+    out = {}
+    for d in range(5):
+        r = results[f"day{d}"]
+        drift, reason = decide(r, config.policy, config.drift_detectors)
+        out[names[d]] = {"drift": drift, "decision": reason, "window_rows": len(days[d])}
+    first = next((k for k in ("Thu", "Fri") if out[k]["drift"]), None)
+    # Mon-Wed are flagged too: a single day's class mix (Monday: benign only; Wednesday: a
+    # third DoS) is not the pooled Mon-Wed mix of the reference. That is drift, not noise.
+    return {"scale": scale, "reference": "Mon-Wed flows (pooled)", "days": out,
+            "detection_day": first}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="small run (~1 minute on an idle 2-core machine)")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "benchmarks" / "results"
+                        / "drift.json")
+    parser.add_argument("--skip", default="", help="comma list of sections to skip: "
+                        "timing,false_alarms,power,replay")
+    args = parser.parse_args()
+    config = load_monitoring_config(PROJECT_ROOT / "config" / "monitoring.yaml")
+    skip = set(filter(None, args.skip.split(",")))
+    result: dict = {"started": datetime.now(UTC).isoformat(), "quick": args.quick,
+                    "config": config.as_dict(), "cpu_count": os.cpu_count(),
+                    "loadavg_start": _load()}
+    with tempfile.TemporaryDirectory(prefix="bench-drift-") as tmp:
+        work = Path(tmp)
+        if "timing" not in skip:
+            result["timing"] = timing(work, [1000] if args.quick else [1000, 5000, 20000],
+                                      config, args.quick)
+        if "false_alarms" not in skip:
+            result["false_alarms"] = false_alarms(work, config, *((20, 2) if args.quick
+                                                                  else (200, 30)))
+            print(json.dumps(result["false_alarms"]), flush=True)
+        if "power" not in skip:
+            result["power"] = power(work, config, *((4, 1) if args.quick else (40, 6)))
+            print(json.dumps(result["power"]), flush=True)
+        if "replay" not in skip:
+            result["replay_week"] = replay_week(work, config, 0.002 if args.quick else 0.005)
+            print(json.dumps(result["replay_week"]), flush=True)
+    result["loadavg_end"] = _load()
+    result["finished"] = datetime.now(UTC).isoformat()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""`flowguard drift` outside Airflow: the same check through the drift runtime, on canonical
+parquet and on a landing CSV, human and --json output, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flowguard.shifts import apply_shift, synthetic_rows
+
+pytestmark = pytest.mark.slow
+FLOWGUARD = str(Path(sys.executable).parent / "flowguard")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    rng = np.random.default_rng(0)
+    pool = pd.concat([synthetic_rows("BENIGN", 1600, rng), synthetic_rows("DoS Hulk", 300, rng),
+                      synthetic_rows("FTP-Patator", 100, rng)], ignore_index=True)
+    pool = pool.iloc[rng.permutation(len(pool))].reset_index(drop=True)
+    out = tmp_path_factory.mktemp("drift-files")
+    paths = {"ref": out / "ref.parquet", "same": out / "same.parquet",
+             "new": out / "new.parquet"}
+    pool.iloc[:1000].to_parquet(paths["ref"])
+    pool.iloc[1000:].to_parquet(paths["same"])
+    apply_shift(pool.iloc[1000:], "new_class", rng, label="PortScan", share=0.1).to_parquet(
+        paths["new"])
+    return paths
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([FLOWGUARD, "drift", *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_no_drift_then_drift(files: dict[str, Path], drift_python: Path) -> None:
+    same = _run(str(files["ref"]), str(files["same"]), "--sample-size", "400",
+                "--reference-size", "400", "--detectors", "mmd")
+    assert same.returncode == 0, same.stderr[-2000:]
+    assert same.stdout.startswith("no drift: no drift (all of mmd p=")
+    assert "top drifted features" in same.stdout
+    new = _run(str(files["ref"]), str(files["new"]), "--sample-size", "400",
+               "--reference-size", "400", "--json")
+    assert new.returncode == 1, new.stderr[-2000:]
+    result = json.loads(new.stdout)
+    assert result["drift"] is True and set(result["p_values"]) == {"mmd", "classifier"}
+    assert result["p_values"]["mmd"] < 0.05 and result["detectors"]["mmd"]["backend"] == "fast"
+    assert result["n_ref"] == 400 and result["config"]["n_permutations"] == 100
+    assert len(result["top_features"]) == 5 and result["top_features"][0]["p_adjusted"] < 0.05
+
+
+def test_landing_csv_and_bad_input(files: dict[str, Path], synthetic_week: Path,
+                                   drift_python: Path, tmp_path: Path) -> None:
+    friday = sorted(synthetic_week.glob("Friday*PortScan*.csv"))[0]
+    done = _run(str(files["ref"]), str(friday), "--day", "2017-07-07", "--sample-size", "300",
+                "--detectors", "mmd", "--json")
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["rows"]["current"] > 100
+    assert result["excluded"]["current"]["rows"] >= 1  # the quirky rows, with reasons
+    assert result["excluded"]["current"]["examples"][0]["reason"]
+    missing = _run(str(files["ref"]), str(tmp_path / "nope.parquet"))
+    assert missing.returncode == 2 and "nope.parquet: no such file" in missing.stderr
+    bad = _run(str(files["ref"]), str(files["same"]), "--p-value", "0.9")
+    assert bad.returncode == 2 and "p_value: 0.9 is outside" in bad.stderr
