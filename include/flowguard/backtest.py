@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -92,25 +91,6 @@ def landing_days(landing_dir: Path) -> list[date]:
     if not found:
         raise FileNotFoundError(f"no landing CSVs named after a weekday under {landing_dir}")
     return found
-
-
-def run_drift_runtime(prepared: dict[str, Any], p_val: float, n_permutations: int) -> dict[str, Any]:
-    """Call :func:`flowguard.drift.run_detectors` in the drift runtime, as the DAG's task does."""
-    from flowguard.config import PROJECT_ROOT, get_settings
-
-    python = get_settings().drift_python
-    if not python.exists():
-        raise FileNotFoundError(f"drift runtime missing at {python}: run scripts/bootstrap.sh")
-    code = ("import json, sys\nfrom flowguard.drift import run_detectors\n"
-            "args = json.loads(sys.argv[1])\nprint(json.dumps(run_detectors(**args)))")
-    args = {"ref_path": prepared["ref_path"], "cur_path": prepared["cur_path"],
-            "p_val": p_val, "n_permutations": n_permutations}
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "include"), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([str(python), "-c", code, json.dumps(args)], env=env, text=True,
-                          capture_output=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"drift runtime failed ({python}):\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _score_day(policy: str, day: date) -> DayRecord:
@@ -186,10 +166,16 @@ def _release_day(data_home: Path, home: Path, day: date) -> None:
 
 def replay_policy(policy: str, data_home: Path, home: Path, days: list[date], *,
                   warmup_days: int = 2, window_days: int = 7, sample_size: int = 1000,
-                  p_val: float = 0.05, n_permutations: int = 100,
-                  decision_policy: str = "all") -> list[DayRecord]:
+                  p_val: float = 0.05, n_permutations: int = 100) -> list[DayRecord]:
     """Replay the ingested ``days`` under one policy in the throwaway ``home``."""
-    from flowguard.pipeline import apply_feature_repo, prepare_monitoring, report_and_decide
+    from flowguard.config import get_settings
+    from flowguard.monitoring import run_in_drift_runtime
+    from flowguard.pipeline import (
+        apply_feature_repo,
+        drift_runtime_args,
+        prepare_monitoring,
+        report_and_decide,
+    )
 
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose from {POLICIES}")
@@ -215,15 +201,19 @@ def replay_policy(policy: str, data_home: Path, home: Path, days: list[date], *,
             record = _score_day(policy, day)
             started = time.perf_counter()
             run_id = f"backtest__{policy}__{start}"
-            prepared = prepare_monitoring(start, end, run_id, n=sample_size)
-            detectors = run_drift_runtime(prepared, p_val, n_permutations)
-            decision = report_and_decide(prepared, detectors, run_id, policy=decision_policy)
+            prepared = prepare_monitoring(start, end, run_id, overrides={
+                "sample_size": sample_size, "p_value": p_val, "n_permutations": n_permutations})
+            # The drift runtime, called exactly as the monitoring DAG's task calls it.
+            detectors = run_in_drift_runtime(drift_runtime_args(prepared),
+                                             get_settings().drift_python)
+            decision = report_and_decide(prepared, detectors, run_id)
             record.monitor_seconds = round(time.perf_counter() - started, 2)
-            record.mmd_p_value = detectors["mmd"]["p_value"]
-            record.classifier_p_value = detectors["classifier"]["p_value"]
-            record.prediction_p_value = prepared["prediction_drift"]["p_value"]
+            record.mmd_p_value = decision.get("mmd_p_value")
+            record.classifier_p_value = decision.get("classifier_p_value")
+            record.prediction_p_value = decision.get("prediction_p_value")
             record.drift, record.decision = bool(decision["drift"]), decision["reason"]
-            if policy == "always" or (policy == "drift" and record.drift):
+            # The configured policy decides (voting detectors, cooldown, one trigger a window).
+            if policy == "always" or (policy == "drift" and decision["retrain"]):
                 started = time.perf_counter()
                 reason = "daily" if policy == "always" else f"drift: {record.decision}"
                 record.promoted, record.new_version = _retrain(
