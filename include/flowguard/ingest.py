@@ -157,8 +157,10 @@ def sniff(path: Path) -> tuple[Layout, list[str]]:
     if head[:2] == b"\x1f\x8b":
         raise LandingError(f"{path}: gzip-compressed; decompress it before ingesting")
     first = head.split(b"\n", 1)[0].rstrip(b"\r")
-    nul = head.find(b"\x00")
-    controls = sum(head.count(bytes([b])) for b in range(1, 32) if b not in (9, 10, 13))
+    # A NUL in the first line, or control bytes in more than 1 % of the first 64 KiB: not text.
+    # (A NUL further down is one bad line, quarantined as such.)
+    nul = first.find(b"\x00")
+    controls = sum(head.count(bytes([b])) for b in range(0, 32) if b not in (9, 10, 13))
     if nul >= 0 or controls > len(head) // 100:
         line = head[: nul if nul >= 0 else len(head)].count(b"\n") + 1
         raise LandingError(f"{path}:{line}: binary data, not a text CSV"
