@@ -14,6 +14,8 @@ One :class:`Contract` per canonical schema: :data:`CICIDS2017` (suite
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -140,8 +142,32 @@ def get_context(gx_dir: Path) -> AbstractDataContext:
             source.get_asset(contract.asset)
         except LookupError:
             source.add_dataframe_asset(contract.asset)
-        context.suites.add_or_update(build_suite(contract))
+        _update_suite(context, build_suite(contract))
     return context
+
+
+def _signature(suite: Any) -> str:
+    return json.dumps([(e.expectation_type, e.configuration.kwargs) for e in suite.expectations],
+                      sort_keys=True, default=str)
+
+
+def _update_suite(context: AbstractDataContext, suite: Any) -> None:
+    """Save the suite if the stored one differs (GX's own comparison is pairwise, ~10 s)."""
+    try:
+        stored = context.suites.get(suite.name)
+    except Exception:  # noqa: BLE001 - GX raises different errors for a missing suite
+        stored = None
+    if stored is None:
+        context.suites.add(suite)
+    elif _signature(stored) != _signature(suite):
+        context.suites.delete(suite.name)
+        context.suites.add(suite)
+        # definitions and checkpoints hold the old suite's id: register them again
+        for name in (f"{suite.name}_checkpoint", f"{suite.name}_checkpoint_nodocs"):
+            with contextlib.suppress(Exception):
+                context.checkpoints.delete(name)
+        with contextlib.suppress(Exception):
+            context.validation_definitions.delete(f"{suite.name}_vd")
 
 
 # Registering a checkpoint re-saves its suite, which compares every expectation pairwise
@@ -168,10 +194,16 @@ def _register_checkpoint(context: AbstractDataContext, contract: Contract,
     except KeyError:
         batch_definition = asset.add_batch_definition_whole_dataframe("whole_batch")
     name = contract.suite_name
-    definition = context.validation_definitions.add_or_update(gx.ValidationDefinition(
-        name=f"{name}_vd", data=batch_definition, suite=context.suites.get(name)))
-    return context.checkpoints.add_or_update(gx.Checkpoint(
-        name=f"{name}_checkpoint{'' if build_docs else '_nodocs'}",
+    checkpoint_name = f"{name}_checkpoint{'' if build_docs else '_nodocs'}"
+    with contextlib.suppress(Exception):  # registered by an earlier process: reuse it
+        return context.checkpoints.get(checkpoint_name)
+    try:
+        definition = context.validation_definitions.get(f"{name}_vd")
+    except Exception:  # noqa: BLE001 - missing definition
+        definition = context.validation_definitions.add(gx.ValidationDefinition(
+            name=f"{name}_vd", data=batch_definition, suite=context.suites.get(name)))
+    return context.checkpoints.add(gx.Checkpoint(
+        name=checkpoint_name,
         validation_definitions=[definition],
         actions=[UpdateDataDocsAction(name="update_data_docs")] if build_docs else [],
         result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]},
