@@ -16,7 +16,7 @@ machine is shared). Results: ``benchmarks/results/ingest.json``.
 
     .venv/bin/python benchmarks/bench_ingest.py --quick        # ~1 minute
     .venv/bin/python benchmarks/bench_ingest.py                # 100 k x3, 1 M x2
-    .venv/bin/python benchmarks/bench_ingest.py --sizes 2830743 --repeats 1
+    .venv/bin/python benchmarks/bench_ingest.py --sizes 2830743 --repeats 1 --modes parse
 """
 
 from __future__ import annotations
@@ -100,7 +100,8 @@ def _summary(runs: list[dict], rows: int) -> dict:
     }
 
 
-def bench_size(target: int, repeats: int, chunk: int, work: Path) -> dict:
+def bench_size(target: int, repeats: int, chunk: int, work: Path,
+               modes: tuple[str, ...] = ("parse", "validate")) -> dict:
     sys.path.insert(0, str(ROOT / "include"))
     from flowguard.synth import generate_week
 
@@ -117,7 +118,7 @@ def bench_size(target: int, repeats: int, chunk: int, work: Path) -> dict:
                      "rows_per_s": round(with_lines / gen_seconds),
                      "bytes": sum(p.stat().st_size for p in paths), "load_before": load},
     }
-    for mode in ("parse", "validate"):
+    for mode in modes:
         runs = []
         for _ in range(repeats):
             out = work / f"out-{target}-{mode}"
@@ -139,6 +140,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=None,
                         help="repeats per size (default 3 up to 100 k rows, else 2)")
     parser.add_argument("--chunk-rows", type=int, default=200_000)
+    parser.add_argument("--modes", nargs="+", default=["parse", "validate"],
+                        choices=["parse", "validate"])
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: tmp)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -148,7 +151,7 @@ def main() -> int:
     results = {r["target_rows"]: r for r in existing.get("sizes", [])} if not args.quick else {}
     for size in sizes:
         repeats = args.repeats or (2 if args.quick else 3 if size <= 100_000 else 2)
-        results[size] = bench_size(size, repeats, args.chunk_rows, work)
+        results[size] = bench_size(size, repeats, args.chunk_rows, work, tuple(args.modes))
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
     payload = {
