@@ -147,3 +147,13 @@ def test_quirks_include_exact_duplicates(synthetic_week: Path) -> None:
                      & (frame["source_line"] == first)]
     assert original["flow_id"].item() == dups["flow_id"].iloc[0]
     assert dups["source_line"].iloc[0] == first + 1  # the repeat follows its original
+
+
+def test_quirks_include_minute_only_timestamps(synthetic_week: Path) -> None:
+    path = synthetic_week / "Tuesday-WorkingHours.pcap_ISCX.csv"
+    stamps = pd.read_csv(path, encoding="cp1252", usecols=[" Timestamp"])[" Timestamp"].dropna()
+    short = stamps[stamps.str.count(":") == 1]
+    assert len(short) >= 1
+    frame = read_landing_file(path, date(2017, 7, 4), 0)
+    parsed = frame.loc[frame["source_line"].isin(short.index + 2), "event_timestamp"]
+    assert parsed.notna().all() and (parsed.dt.second == 0).all()
