@@ -206,7 +206,8 @@ def test_unsw_raw_part(tmp_path: Path, with_features_file: bool) -> None:
     rows = [
         _unsw_raw_row(),
         _unsw_raw_row(sport="0x000b", dsport="-", proto="icmp", attack_cat=" Fuzzers ", Label=1),
-        _unsw_raw_row(attack_cat="Backdoors", Label=1, ct_flw_http_mthd=" ", is_ftp_login=""),
+        _unsw_raw_row(attack_cat="Backdoors", Label=1, ct_flw_http_mthd=" ", is_ftp_login="",
+                      ct_ftp_cmd=" "),
         _unsw_raw_row(attack_cat="Backdoor", Label=1, sbytes="lots"),
         _unsw_raw_row(attack_cat="Exploits", Label=0),  # category says attack, label says not
         _unsw_raw_row(dsport="0xzz"),
@@ -221,7 +222,8 @@ def test_unsw_raw_part(tmp_path: Path, with_features_file: bool) -> None:
     assert frame.loc[1, "src_port"] == 11 and np.isnan(frame.loc[1, "dst_port"])
     assert frame.loc[1, "protocol"] == 1 and frame.loc[0, "protocol"] == 17
     assert frame.loc[0, "event_timestamp"] == pd.Timestamp("2015-01-22 11:50:14", tz="UTC")
-    assert np.isnan(frame.loc[2, "ct_flw_http_mthd"]) and frame.loc[2, "parse_error"] == ""
+    assert np.isnan(frame.loc[2, "ct_flw_http_mthd"]) and np.isnan(frame.loc[2, "ct_ftp_cmd"])
+    assert frame.loc[2, "parse_error"] == ""
     assert frame["parse_error"].tolist()[3:] == [
         "unparseable sbytes", "is_attack disagrees with attack_cat", "unparseable dst_port",
         "exact duplicate of line 1"]
@@ -267,7 +269,7 @@ def test_validate_folder_of_mixed_layouts(tmp_path: Path, home: Path) -> None:
     land.mkdir()
     _features_file(land / "NUSW-NB15_features.csv")
     _write(land / "UNSW-NB15_1.csv", _unsw_raw_lines(
-        [_unsw_raw_row(sport=1000 + i) for i in range(30)]
+        [_unsw_raw_row(sport=1000 + i, ct_ftp_cmd=" " if i % 2 else 0) for i in range(30)]
         + [_unsw_raw_row(sbytes=-5), _unsw_raw_row(attack_cat="Spam", Label=1)]))
     _unsw_set(land / "UNSW_NB15_testing-set.csv",
               [{"attack_cat": " Reconnaissance ", "label": 1}] * 5 + [{"dur": -1, "label": 0}])

@@ -193,8 +193,9 @@ UNSW_NB15_FEATURES: list[str] = [
     if c not in {"record_id", "proto", "service", "state", "rate", "label", "is_attack"}
 ]
 UNSW_NB15_CATEGORICAL = ["proto", "service", "state"]
-# Blank in the raw parts where the feature does not apply (no HTTP, no FTP): nullable.
-UNSW_NB15_NULLABLE = ["ct_flw_http_mthd", "is_ftp_login"]
+# Blank (empty or " ") in the raw parts where the feature does not apply (no HTTP, no FTP):
+# nullable rather than guessed as 0.
+UNSW_NB15_NULLABLE = ["ct_flw_http_mthd", "is_ftp_login", "ct_ftp_cmd"]
 # Every UNSW-NB15 feature is a count, size, time, rate or TCP value: none may be negative.
 UNSW_NB15_NON_NEGATIVE: list[str] = list(UNSW_NB15_FEATURES)
 UNSW_NB15_LABELS: list[str] = [
