@@ -46,7 +46,7 @@ def test_canonical_columns_both_layouts(headers: list[str]) -> None:
 
 
 def test_canonical_columns_names_the_file_and_column() -> None:
-    with pytest.raises(LandingError, match=r"x\.csv: unknown column ' Bogus'"):
+    with pytest.raises(LandingError, match=r"x\.csv:1: unknown column ' Bogus'"):
         canonical_columns([" Bogus", *TRAFFIC_LABELLING_HEADERS], Path("x.csv"))
     with pytest.raises(LandingError, match="missing columns"):
         canonical_columns(TRAFFIC_LABELLING_HEADERS[:20], Path("x.csv"))

@@ -7,8 +7,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flowguard.ingest import read_day
-from flowguard.synth import PUBLISHED_FILES, generate_week
+from flowguard.ingest import read_day, read_landing_file
+from flowguard.schema import canonical_label
+from flowguard.synth import (
+    ATTACKER,
+    INTERNAL_HOSTS,
+    PROFILES,
+    PUBLISHED_FILES,
+    VICTIM,
+    generate_week,
+)
 
 
 def _digest(paths: list[Path]) -> str:
@@ -63,3 +71,89 @@ def test_class_conditional_structure(synthetic_week: Path) -> None:
     assert scans["syn_flag_cnt"].mean() > 0.8 > benign["syn_flag_cnt"].mean()
     assert (frame.loc[frame["label"] == "DDoS", "dst_port"] == 80).all()
     assert isinstance(frame, pd.DataFrame)
+
+
+def _local(frame: pd.DataFrame) -> pd.Series:
+    return frame["event_timestamp"].dt.tz_convert("America/Halifax")
+
+
+def test_class_counts_follow_the_published_counts(tmp_path: Path) -> None:
+    scale = 0.004
+    paths = generate_week(tmp_path, scale=scale, min_per_class=5, days=[2, 4])
+    for path in paths:
+        _, counts = PUBLISHED_FILES[path.name]
+        labels = read_landing_file(path, None, 0)["label"].value_counts()
+        for label, published in counts.items():
+            expected = max(round(published * scale), 5 if label != "BENIGN" else 1)
+            assert labels[canonical_label(label)] == expected, (path.name, label)
+    assert sum(sum(c.values()) for _, c in PUBLISHED_FILES.values()) == 2_830_743
+
+
+def test_office_hours_windows_and_testbed_addresses(synthetic_week: Path) -> None:
+    for day in range(3, 8):
+        frame = read_day(synthetic_week, date(2017, 7, day))
+        frame = frame[frame["parse_error"] == ""]
+        local = _local(frame)
+        for raw_label, profile in PROFILES.items():
+            rows = frame["label"] == canonical_label(raw_label)
+            if not rows.any():
+                continue
+            start, end = profile.window
+            clock = local[rows].dt.strftime("%H:%M")
+            assert clock.min() >= start and clock.max() <= end, (raw_label, clock.min(), clock.max())
+        benign = frame[frame["label"] == "BENIGN"]
+        attacks = frame[frame["label"].notna() & (frame["label"] != "BENIGN")]
+        assert benign["src_ip"].isin(INTERNAL_HOSTS).all()
+        assert benign["src_ip"].str.startswith("192.168.10.").all()
+        assert (attacks["src_ip"] == ATTACKER).all() and (attacks["dst_ip"] == VICTIM).all()
+
+
+def test_heavy_tails_and_full_consistency(synthetic_week: Path) -> None:
+    frame = read_day(synthetic_week, date(2017, 7, 5))
+    # rows the generator did not spoil on purpose (quirk_rate > 0 in the shared week)
+    f = frame[(frame["parse_error"] == "") & (frame["flow_duration"] > 0)
+              & (frame["tot_fwd_pkts"] > 0) & frame["label"].notna()]
+    benign = f[f["label"] == "BENIGN"]
+    duration = benign["flow_duration"]
+    assert duration.quantile(0.99) > 50 * duration.median()  # heavy tail
+    assert duration.kurt() > 10
+    packets = benign["tot_fwd_pkts"] + benign["tot_bwd_pkts"]
+    assert packets.max() > 20 * packets.median()
+    eps = 1e-6
+    for side in ("fwd", "bwd"):
+        lo, mean, hi = (f[f"{side}_pkt_len_{s}"] for s in ("min", "mean", "max"))
+        assert ((lo <= mean * (1 + eps) + eps) & (mean <= hi * (1 + eps) + eps)).all()
+    assert ((f["pkt_len_min"] <= f["pkt_len_mean"] * (1 + eps) + eps)
+            & (f["pkt_len_mean"] <= f["pkt_len_max"] * (1 + eps) + eps)).all()
+    np.testing.assert_allclose(f["totlen_bwd_pkts"], f["tot_bwd_pkts"] * f["bwd_pkt_len_mean"],
+                               rtol=1e-4)
+    seconds = f["flow_duration"] / 1e6
+    np.testing.assert_allclose(f["flow_pkts_s"], (f["tot_fwd_pkts"] + f["tot_bwd_pkts"]) / seconds,
+                               rtol=1e-4)
+    np.testing.assert_allclose(f["fwd_pkts_s"], f["tot_fwd_pkts"] / seconds, rtol=1e-4)
+    assert (f["flow_iat_min"] <= f["flow_iat_mean"] * (1 + eps)).all()
+    assert (f["flow_iat_max"] <= f["flow_duration"] * (1 + eps)).all()
+    assert (f["flow_iat_mean"] <= f["flow_iat_max"] * (1 + eps)).all()
+    assert (f["fwd_pkt_len_std"] >= 0).all() and (f["pkt_len_var"] >= 0).all()
+    assert (f["subflow_fwd_byts"] == f["totlen_fwd_pkts"]).all()
+
+
+def test_quirks_include_exact_duplicates(synthetic_week: Path) -> None:
+    frame = read_day(synthetic_week, date(2017, 7, 4))
+    dups = frame[frame["parse_error"].str.startswith("exact duplicate of line")]
+    assert len(dups) >= 1
+    first = int(dups["parse_error"].iloc[0].rsplit(" ", 1)[1])
+    original = frame[(frame["source_file"] == dups["source_file"].iloc[0])
+                     & (frame["source_line"] == first)]
+    assert original["flow_id"].item() == dups["flow_id"].iloc[0]
+    assert dups["source_line"].iloc[0] == first + 1  # the repeat follows its original
+
+
+def test_quirks_include_minute_only_timestamps(synthetic_week: Path) -> None:
+    path = synthetic_week / "Tuesday-WorkingHours.pcap_ISCX.csv"
+    stamps = pd.read_csv(path, encoding="cp1252", usecols=[" Timestamp"])[" Timestamp"].dropna()
+    short = stamps[stamps.str.count(":") == 1]
+    assert len(short) >= 1
+    frame = read_landing_file(path, date(2017, 7, 4), 0)
+    parsed = frame.loc[frame["source_line"].isin(short.index + 2), "event_timestamp"]
+    assert parsed.notna().all() and (parsed.dt.second == 0).all()

@@ -1,34 +1,83 @@
-"""Read landing CSVs of one day into the canonical schema.
+"""Read published flow files (CICIDS2017, UNSW-NB15) into the canonical schema, in chunks.
 
-Handles the CICIDS2017 quirks the walking skeleton needs (header whitespace, the duplicated
-``Fwd Header Length``, ``Infinity``/NaN rates, label spellings and the Windows-1252 en dash,
-the 12-hour clock without AM/PM, empty trailing rows). Nothing is dropped here: rows that
-cannot be made canonical keep a ``parse_error`` that validation turns into quarantine.
+The layout of a file is recognised from its first line (:func:`sniff`); the mapping of its
+columns onto canonical names is the layout's table in :mod:`flowguard.schema`. Files are read
+in bounded memory: a pass over the raw lines checks each line's field count (and NUL bytes,
+blank rows, exact repeats), and blocks of ``chunk_rows`` good lines are parsed by pyarrow as
+text, then converted column by column.
+
+Two kinds of problem, two outcomes:
+
+* the file as a whole is unreadable (empty, header only, wrong delimiter, binary, unknown or
+  incomplete header): :class:`LandingError` naming the file and the line;
+* one line is bad (truncated, extra or missing fields, text in a numeric field, a NUL byte,
+  empty but for commas, an exact repeat of an earlier line): the row is kept with a
+  ``parse_error`` naming the field or the problem, which validation turns into quarantine
+  with the file and line. Nothing is dropped.
+
+CICIDS2017 quirks handled here: header whitespace, the duplicated ``Fwd Header Length``,
+``Infinity``/NaN/empty rates (repaired from totals and duration when the duration is
+positive), label spellings and the Windows-1252 en dash, timestamps with and without seconds
+on a 12-hour clock without AM/PM, Latin-1 bytes anywhere. UNSW-NB15: headerless raw parts
+named by the features file, hexadecimal and ``-`` ports, epoch times, attack categories with
+stray spaces and plural spellings.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
+import re
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from flowguard.schema import FEATURE_COLUMNS, PUBLISHED_TO_CANONICAL, canonical_label
+from flowguard.schema import (
+    FEATURE_COLUMNS,
+    LABEL_FAMILIES,
+    LAYOUTS,
+    PUBLISHED_TO_CANONICAL,
+    UNSW_NB15_CATEGORICAL,
+    UNSW_NB15_FEATURES,
+    UNSW_NB15_RAW_COLUMNS,
+    UNSW_PROTOCOL_NUMBERS,
+    Layout,
+    canonical_label,
+    canonical_unsw_category,
+)
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from collections.abc import Iterator
+
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
 CAPTURE_TZ = "America/Halifax"  # CICIDS2017 testbed clock (ADT, UTC-3 in July)
 WORKDAY_START_HOUR = 8  # the capture ran 08:00-17:00; an hour below 8 is a PM hour
+CICIDS_WEEK_START = date(2017, 7, 3)
+CHUNK_ROWS = 200_000
+MAX_LINES_PER_FILE = 10_000_000  # flow_uid reserves 7 digits for the line number
+UNSW_FEATURES_FILE = "NUSW-NB15_features.csv"
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+# Timestamp formats seen in the published files: (format, 12-hour clock without AM/PM).
+TIMESTAMP_FORMATS = [
+    ("%d/%m/%Y %H:%M:%S", True),
+    ("%d/%m/%Y %H:%M", True),
+    ("%d/%m/%Y %I:%M:%S %p", False),
+    ("%d/%m/%Y %I:%M %p", False),
+    ("%Y-%m-%d %H:%M:%S", False),
+]
+_NUMBER = r"^[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|(?i:inf|infinity|nan))$"
+_IP = re.compile(rb"^\s*\d{1,3}(\.\d{1,3}){3}\s*$|^\s*[0-9a-fA-F:]+:[0-9a-fA-F:]*\s*$")
 
 
 class LandingError(ValueError):
-    """A landing file cannot be read as any supported layout."""
+    """A landing file cannot be read as any supported layout (message names file and line)."""
 
 
 def files_for_day(landing_dir: Path, day: date) -> list[Path]:
@@ -37,67 +86,269 @@ def files_for_day(landing_dir: Path, day: date) -> list[Path]:
     return sorted(p for p in landing_dir.glob("*.csv") if p.name.lower().startswith(prefix))
 
 
+def cicids_day_from_name(path: Path) -> date | None:
+    """The capture day of a published CICIDS2017 file name (``Tuesday-...`` -> 2017-07-04)."""
+    name = path.name.lower()
+    for offset, weekday in enumerate(_WEEKDAYS[:5]):
+        if name.startswith(weekday):
+            return CICIDS_WEEK_START + timedelta(days=offset)
+    return None
+
+
 def canonical_columns(headers: list[str], path: Path) -> list[str]:
-    """Map published headers (any whitespace, duplicate included) to canonical names."""
+    """Map published CICIDS2017 headers (any whitespace, duplicate included) to canonical."""
     names, seen = [], set()
     for raw in headers:
         header = raw.strip()
         name = PUBLISHED_TO_CANONICAL.get(header)
         if name is None:
-            raise LandingError(f"{path}: unknown column {raw!r}; expected a CICIDS2017 layout")
+            raise LandingError(f"{path}:1: unknown column {raw!r}; expected a CICIDS2017 layout")
         if name in seen:
             if name != "fwd_header_len":
-                raise LandingError(f"{path}: column {header!r} appears twice")
+                raise LandingError(f"{path}:1: column {header!r} appears twice")
             name = "fwd_header_len_dup"
         seen.add(name)
         names.append(name)
     missing = [c for c in FEATURE_COLUMNS + ["label"] if c not in seen]
     if missing:
-        raise LandingError(f"{path}: missing columns {missing}")
+        raise LandingError(f"{path}:1: missing columns {missing}")
     return names
 
 
-def parse_timestamps(raw: pd.Series, day: date) -> pd.Series:
-    """Parse published timestamps (d/m/Y H:M[:S], 12-hour clock without AM/PM) to UTC."""
-    text = raw.astype("string").str.strip()
-    stamps = pd.to_datetime(text, format="%d/%m/%Y %H:%M:%S", errors="coerce")
-    short = stamps.isna()
-    stamps[short] = pd.to_datetime(text[short], format="%d/%m/%Y %H:%M", errors="coerce")
-    pm = stamps.dt.hour < WORKDAY_START_HOUR
-    stamps = stamps.where(~pm, stamps + pd.Timedelta(hours=12))
-    return stamps.dt.tz_localize(CAPTURE_TZ).dt.tz_convert("UTC")
+def unsw_names_from_features_file(path: Path) -> list[str]:
+    """The raw parts' 49 column names, in order, from ``NUSW-NB15_features.csv``."""
+    frame = pd.read_csv(path, encoding="latin-1", dtype=str)
+    frame.columns = [c.strip().lower().rstrip(".") for c in frame.columns]
+    if not {"no", "name"} <= set(frame.columns):
+        raise LandingError(f"{path}:1: expected columns 'No.' and 'Name', got {list(frame.columns)}")
+    frame = frame.dropna(subset=["no", "name"])
+    return frame.sort_values("no", key=lambda s: s.astype(int))["name"].tolist()
 
 
-def read_landing_file(path: Path, day: date, file_index: int) -> pd.DataFrame:
-    """Read one published CSV into canonical columns plus provenance.
+def _unsw_raw_layout(path: Path) -> Layout:
+    """The raw-part layout, checked against the features file when it lies beside the data."""
+    layout = LAYOUTS["unsw_nb15_raw"]
+    features = next((p for p in path.parent.iterdir()
+                     if p.name.lower() == UNSW_FEATURES_FILE.lower()), None)
+    if features is None:
+        log.info("%s: no %s beside it; using the published names", path, UNSW_FEATURES_FILE)
+        return layout
+    names = unsw_names_from_features_file(features)
 
-    Adds ``flow_uid`` (stable across reruns: day, file index, line), ``source_file``,
-    ``source_line``, ``event_timestamp`` (UTC) and ``parse_error`` (empty when fine).
+    def key(name: str) -> str:
+        return re.sub(r"\s+", "", name).lower()
+
+    published = [key(h) for h, _ in UNSW_NB15_RAW_COLUMNS]
+    if [key(n) for n in names] != published:
+        diff = [(i + 1, a, b) for i, (a, b) in enumerate(zip(names, published, strict=False))
+                if key(a) != b][:5]
+        raise LandingError(f"{features}: its {len(names)} names differ from the UNSW-NB15 raw "
+                           f"layout (49 names); first differences (No., file, expected): {diff}")
+    return layout
+
+
+def sniff(path: Path) -> tuple[Layout, list[str]]:
+    """Recognise a file's layout from its first line; return it and the column names to use."""
+    size = path.stat().st_size
+    if size == 0:
+        raise LandingError(f"{path}: empty file (0 bytes)")
+    with path.open("rb") as fh:
+        head = fh.read(65536)
+    if head[:2] == b"\x1f\x8b":
+        raise LandingError(f"{path}: gzip-compressed; decompress it before ingesting")
+    first = head.split(b"\n", 1)[0].rstrip(b"\r")
+    # A NUL in the first line, or control bytes in more than 1 % of the first 64 KiB: not text.
+    # (A NUL further down is one bad line, quarantined as such.)
+    nul = first.find(b"\x00")
+    controls = sum(head.count(bytes([b])) for b in range(0, 32) if b not in (9, 10, 13))
+    if nul >= 0 or controls > len(head) // 100:
+        line = head[: nul if nul >= 0 else len(head)].count(b"\n") + 1
+        raise LandingError(f"{path}:{line}: binary data, not a text CSV"
+                           f"{f' (NUL byte at offset {nul})' if nul >= 0 else ''}")
+    text = first.decode("latin-1")
+    fields = next(csv.reader([text])) if text else []
+    if len(fields) <= 1:
+        delim = next((d for d in (";", "\t", "|") if d in text), None)
+        hint = f"it seems delimited by {delim!r}" if delim else "it has a single field"
+        raise LandingError(f"{path}:1: cannot split the first line on ','; {hint}. "
+                           "Supported layouts are comma-separated")
+    stripped = [f.strip() for f in fields]
+    if stripped[0] in ("Flow ID", "Destination Port"):
+        names = canonical_columns(fields, path)
+        layout = LAYOUTS["cicids2017_traffic_labelling" if "flow_id" in names
+                         else "cicids2017_machine_learning_cve"]
+        if len(names) != len(layout.columns):
+            raise LandingError(f"{path}:1: {len(names)} columns, the {layout.name} layout has "
+                               f"{len(layout.columns)}")
+        return layout, names
+    set_layout = LAYOUTS["unsw_nb15_set"]
+    if [f.lower() for f in stripped] == [h.lower() for h in set_layout.published]:
+        return set_layout, set_layout.canonical
+    if stripped[0].lower() == "id" and "attack_cat" in [f.lower() for f in stripped]:
+        expected = [h.lower() for h in set_layout.published]
+        extra = [f for f in stripped if f.lower() not in expected]
+        missing = [h for h in set_layout.published if h not in [f.lower() for f in stripped]]
+        raise LandingError(f"{path}:1: UNSW-NB15 set header with extra columns {extra} and "
+                           f"missing columns {missing}")
+    if _IP.match(fields[0].encode("latin-1")):
+        layout = _unsw_raw_layout(path)
+        return layout, layout.canonical
+    supported = ", ".join(LAYOUTS)
+    raise LandingError(f"{path}:1: header not recognised (first fields {stripped[:4]}); "
+                       f"supported layouts: {supported}")
+
+
+def _line_problem(line: bytes, raw: bytes, ncols: int) -> str | None:
+    """Why a raw line cannot be a row of ``ncols`` fields, or ``None`` if it can."""
+    if b"\x00" in line:
+        return "binary data (NUL byte) in the line"
+    count = line.count(b",") + 1
+    if b'"' in line:
+        count = len(next(csv.reader([line.decode("latin-1")])))
+    if count == ncols:
+        return None
+    if count < ncols and not raw.endswith(b"\n"):
+        return f"truncated line: {count} of {ncols} fields (the file ends mid-row)"
+    if count < ncols:
+        return f"missing fields: {count} of {ncols}"
+    return f"extra fields: {count}, expected {ncols}"
+
+
+class _Block:
+    """Raw lines of one chunk: good lines (to parse) and bad ones (with a reason)."""
+
+    def __init__(self) -> None:
+        self.good: list[bytes] = []
+        self.good_lines: list[int] = []
+        self.dup_of: list[int] = []
+        self.bad: list[tuple[int, str]] = []
+
+    def __len__(self) -> int:
+        return len(self.good) + len(self.bad)
+
+
+def _blocks(path: Path, ncols: int, header: bool, dedupe: bool,
+            chunk_rows: int) -> Iterator[_Block]:
+    seen: dict[int, int] = {}
+    block = _Block()
+    with path.open("rb") as fh:
+        lineno = 0
+        if header:
+            fh.readline()
+            lineno = 1
+        for raw in fh:
+            lineno += 1
+            if lineno >= MAX_LINES_PER_FILE:
+                raise LandingError(f"{path}:{lineno}: split files above "
+                                   f"{MAX_LINES_PER_FILE} lines")
+            line = raw.rstrip(b"\r\n")
+            if not line.strip(b", \t"):
+                block.bad.append((lineno, "empty row"))
+            elif (line.count(b",") + 1 != ncols or b"\x00" in line or b'"' in line) and (
+                    problem := _line_problem(line, raw, ncols)) is not None:
+                block.bad.append((lineno, problem))
+            else:
+                block.good.append(line)
+                block.good_lines.append(lineno)
+                first = 0
+                if dedupe:
+                    digest = hash(line)
+                    first = seen.setdefault(digest, lineno)
+                    first = 0 if first == lineno else first
+                block.dup_of.append(first)
+            if len(block) >= chunk_rows:
+                yield block
+                block = _Block()
+    if lineno <= (1 if header else 0):
+        raise LandingError(f"{path}: header only (line 1), no data rows")
+    if len(block):
+        yield block
+
+
+def _parse_text(lines: list[bytes], names: list[str]) -> pa.Table:
+    """Parse good lines (Latin-1, comma-separated) as all-text columns."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    data = b"\n".join(lines).decode("latin-1").encode("utf-8")
+    return pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names}, null_values=[""],
+            strings_can_be_null=True, quoted_strings_can_be_null=True),
+    )
+
+
+def _numeric(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Float values (NaN for empty) and a mask of text that is not a number."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pc.utf8_trim_whitespace(column)
+    text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+    try:
+        values = pc.cast(text, pa.float64())
+        bad = np.zeros(len(column), dtype=bool)
+    except pa.ArrowInvalid:
+        ok = pc.match_substring_regex(text, _NUMBER)
+        bad = pc.fill_null(pc.invert(ok), False).to_numpy(zero_copy_only=False)
+        values = pc.cast(pc.if_else(ok, text, pa.scalar(None, pa.string())), pa.float64())
+    return values.to_numpy(zero_copy_only=False).astype("float64"), bad
+
+
+def _text(column: pa.ChunkedArray) -> pd.Series:
+    return pd.Series(column.to_pandas(), dtype=object)
+
+
+def parse_timestamps(raw: pd.Series, day: date | None = None) -> pd.Series:
+    """Parse published CICIDS2017 timestamps to UTC (see :data:`TIMESTAMP_FORMATS`).
+
+    The day-first formats without AM/PM are a 12-hour clock over the 08:00-17:00 capture:
+    an hour below 8 is a PM hour. Local testbed time (America/Halifax) is converted to UTC.
     """
-    raw = pd.read_csv(path, dtype=str, encoding="latin-1", header=None, skiprows=1,
-                      keep_default_na=False, na_values=[""])
-    with path.open(encoding="latin-1") as fh:
-        headers = next(iter(fh)).rstrip("\r\n").split(",")
-    if raw.shape[1] != len(headers):
-        raise LandingError(f"{path}: header has {len(headers)} fields, rows have {raw.shape[1]}")
-    raw.columns = canonical_columns(headers, path)
-    frame = pd.DataFrame(index=raw.index)
-    lines = raw.index.to_numpy() + 2  # 1-based, after the header line
-    frame["flow_uid"] = (int(day.strftime("%Y%m%d")) * 100_000_000 + file_index * 10_000_000
-                         + lines).astype(np.int64)
-    frame["source_file"] = path.name
-    frame["source_line"] = lines.astype(np.int64)
-    errors = pd.Series("", index=raw.index, dtype=object)
+    text = raw.astype("string").str.strip()
+    stamps = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
+    for fmt, twelve_hour in TIMESTAMP_FORMATS:
+        todo = stamps.isna() & text.notna()
+        if not todo.any():
+            break
+        parsed = pd.to_datetime(text[todo], format=fmt, errors="coerce")
+        if twelve_hour:
+            parsed = parsed.where(parsed.dt.hour >= WORKDAY_START_HOUR,
+                                  parsed + pd.Timedelta(hours=12))
+        stamps[todo] = parsed
+    return stamps.dt.tz_localize(CAPTURE_TZ, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
 
-    empty = raw.isna().all(axis=1)
-    errors[empty] = "empty row"
+
+def _count_data_lines(path: Path, header: bool) -> int:
+    count, last = 0, b"\n"
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 24):
+            count += block.count(b"\n")
+            last = block[-1:]
+    count += last != b"\n"
+    return count - (1 if header else 0)
+
+
+def _errors_add(errors: pd.Series, mask: np.ndarray | pd.Series, text: str) -> pd.Series:
+    mask = np.asarray(mask, dtype=bool)
+    if mask.any():
+        errors = errors.copy()
+        errors[mask] = errors[mask] + text + ";"
+    return errors
+
+
+def _cicids_frame(table: pa.Table, layout: Layout, day: date | None, total_rows: int,
+                  lines: np.ndarray) -> pd.DataFrame:
+    """Canonical CICIDS2017 rows from parsed text (good lines only)."""
+    n = table.num_rows
+    frame = pd.DataFrame(index=pd.RangeIndex(n))
+    errors = pd.Series("", index=frame.index, dtype=object)
     for col in FEATURE_COLUMNS:
-        text = raw[col].str.strip()
-        values = pd.to_numeric(text.replace({"Infinity": "inf", "-Infinity": "-inf"}),
-                               errors="coerce")
-        bad = values.isna() & text.notna() & ~text.isin(["NaN", "nan"])
-        errors[bad & ~empty] += f"unparseable {col};"
-        frame[col] = values.astype("float64")
+        values, bad = _numeric(table[col])
+        errors = _errors_add(errors, bad, f"unparseable {col}")
+        frame[col] = values
     # Repair rule for the rates: recompute from totals and duration when duration > 0.
     seconds = frame["flow_duration"] / 1e6
     pkts = frame["tot_fwd_pkts"] + frame["tot_bwd_pkts"]
@@ -107,30 +358,177 @@ def read_landing_file(path: Path, day: date, file_index: int) -> pd.DataFrame:
         fix = bad & (seconds > 0)
         frame.loc[fix, col] = (numerator / seconds)[fix]
         frame.loc[bad & ~fix, col] = np.nan
-    if "fwd_header_len_dup" in raw.columns:
-        dup = pd.to_numeric(raw["fwd_header_len_dup"], errors="coerce")
-        errors[(dup != frame["fwd_header_len"]) & dup.notna() & ~empty] += "fwd_header_len mismatch;"
-
-    labels = raw["label"].map(lambda v: canonical_label(v) if isinstance(v, str) else None)
-    frame["label"] = labels.astype(object)
-    frame["raw_label"] = raw["label"]
+    if "fwd_header_len_dup" in table.column_names:
+        dup, _ = _numeric(table["fwd_header_len_dup"])
+        mismatch = (dup != frame["fwd_header_len"].to_numpy()) & ~np.isnan(dup)
+        errors = _errors_add(errors, mismatch, "fwd_header_len mismatch")
+    raw_label = _text(table["label"])
+    uniques = {v: canonical_label(v) for v in raw_label.dropna().unique()}
+    frame["label"] = raw_label.map(uniques).astype(object)
+    frame["raw_label"] = raw_label
     for col in ("flow_id", "src_ip", "dst_ip"):
-        frame[col] = raw[col].str.strip() if col in raw.columns else None
+        frame[col] = (_text(table[col]).str.strip() if col in table.column_names
+                      else pd.Series(None, index=frame.index, dtype=object))
     for col in ("src_port", "protocol"):
-        frame[col] = pd.to_numeric(raw[col], errors="coerce") if col in raw.columns else np.nan
-    if "timestamp" in raw.columns:
-        frame["event_timestamp"] = parse_timestamps(raw["timestamp"], day)
-        errors[frame["event_timestamp"].isna() & ~empty] += "unparseable timestamp;"
-    else:
+        frame[col] = _numeric(table[col])[0] if col in table.column_names else np.nan
+    if "timestamp" in table.column_names:
+        frame["event_timestamp"] = parse_timestamps(_text(table["timestamp"]), day)
+        errors = _errors_add(errors, frame["event_timestamp"].isna(), "unparseable timestamp")
+    elif day is not None:
         # 79-column layout: no timestamps were published. Spread the rows over the working
         # day in file order (the files are in capture order) and say so.
         start = pd.Timestamp(datetime.combine(day, datetime.min.time()) + timedelta(hours=8),
                              tz=CAPTURE_TZ)
-        offsets = pd.to_timedelta(np.linspace(0, 9 * 3600, len(raw), endpoint=False), unit="s")
-        frame["event_timestamp"] = (start + offsets).tz_convert("UTC")
-        log.warning("%s has no timestamps: event times imputed over 08:00-17:00", path)
-    frame["parse_error"] = errors.str.rstrip(";")
+        position = (lines - (2 if layout.header else 1)) / max(total_rows, 1)
+        frame["event_timestamp"] = (start + pd.to_timedelta(position * 9 * 3600, unit="s")
+                                    ).tz_convert("UTC")
+    else:
+        frame["event_timestamp"] = pd.Series(pd.NaT, index=frame.index,
+                                             dtype="datetime64[ns, UTC]")
+    frame["parse_error"] = errors
     return frame
+
+
+def _ports(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """UNSW ports: decimal, hexadecimal (``0x000b``) or ``-`` (none, e.g. ICMP)."""
+    text = _text(column).str.strip()
+    hexa = text.str.startswith("0x", na=False)
+    values = pd.to_numeric(text.where(~hexa & (text != "-")), errors="coerce")
+    if hexa.any():
+        values[hexa] = text[hexa].map(lambda v: int(v, 16) if re.fullmatch(
+            r"0x[0-9a-fA-F]+", v) else np.nan)
+    bad = values.isna() & text.notna() & (text != "-") & (text != "")
+    return values.to_numpy(dtype="float64"), bad.to_numpy()
+
+
+def _unsw_frame(table: pa.Table, layout: Layout) -> pd.DataFrame:
+    """Canonical UNSW-NB15 rows from parsed text (good lines only)."""
+    n = table.num_rows
+    frame = pd.DataFrame(index=pd.RangeIndex(n))
+    errors = pd.Series("", index=frame.index, dtype=object)
+    names = set(table.column_names)
+    for col in [*UNSW_NB15_FEATURES, *(c for c in ("rate", "record_id") if c in names)]:
+        values, bad = _numeric(table[col])
+        errors = _errors_add(errors, bad, f"unparseable {col}")
+        frame[col] = values
+    for col in UNSW_NB15_CATEGORICAL:
+        frame[col] = _text(table[col]).str.strip()
+    for col in ("src_ip", "dst_ip"):
+        frame[col] = (_text(table[col]).str.strip() if col in names
+                      else pd.Series(None, index=frame.index, dtype=object))
+    for col in ("src_port", "dst_port"):
+        if col in names:
+            values, bad = _ports(table[col])
+            errors = _errors_add(errors, bad, f"unparseable {col}")
+            frame[col] = values
+        else:
+            frame[col] = np.nan
+    frame["protocol"] = frame["proto"].str.lower().map(UNSW_PROTOCOL_NUMBERS).astype("float64")
+    raw_label = _text(table["label"])
+    uniques = {v: canonical_unsw_category(v) for v in raw_label.dropna().unique()}
+    frame["label"] = raw_label.map(uniques).where(raw_label.notna(), "Normal").astype(object)
+    frame["raw_label"] = raw_label
+    is_attack, bad = _numeric(table["is_attack"])
+    frame["is_attack"] = is_attack
+    errors = _errors_add(errors, bad | ~np.isin(is_attack, (0.0, 1.0)), "unparseable is_attack")
+    known = frame["label"].notna().to_numpy()
+    inconsistent = known & ((frame["label"] == "Normal").to_numpy() != (is_attack == 0))
+    errors = _errors_add(errors, inconsistent & ~bad, "is_attack disagrees with attack_cat")
+    if "stime" in names:
+        for col in ("stime", "ltime"):
+            values, bad = _numeric(table[col])
+            errors = _errors_add(errors, bad, f"unparseable {col}")
+            frame[col] = values
+        frame["event_timestamp"] = pd.to_datetime(frame["stime"], unit="s", utc=True)
+        errors = _errors_add(errors, frame["event_timestamp"].isna(), "no start time (stime)")
+    else:
+        frame["event_timestamp"] = pd.Series(pd.NaT, index=frame.index,
+                                             dtype="datetime64[ns, UTC]")
+    frame["parse_error"] = errors
+    return frame
+
+
+def uid_base(day: date | None, file_index: int) -> int:
+    """First ``flow_uid`` of a file: day, file index, then 7 digits of line number."""
+    if day is not None and not 0 <= file_index < 10:
+        raise ValueError(f"file_index {file_index}: at most 10 files per day")
+    return (int(day.strftime("%Y%m%d")) * 100_000_000 if day else 0) + file_index * 10_000_000
+
+
+def iter_landing_chunks(path: Path, day: date | None = None, file_index: int = 0,
+                        chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """Canonical chunks of one published file, in line order, with provenance.
+
+    Every data line of the file appears in exactly one chunk, as a row with ``flow_uid``
+    (stable across reruns: day, file index, line), ``source_layout``, ``source_file``,
+    ``source_line``, ``event_timestamp`` (UTC), ``label``, ``label_family``, ``raw_label`` and
+    ``parse_error`` (empty when fine), plus the source's feature block.
+    ``day`` dates the ``flow_uid`` and the imputed times of the timestamp-less layout
+    (default: the CICIDS2017 day its name implies).
+    """
+    layout, names = sniff(path)
+    if day is None and layout.dataset == "cicids2017":
+        day = cicids_day_from_name(path)
+    total = (_count_data_lines(path, layout.header)
+             if layout.name == "cicids2017_machine_learning_cve" else 0)
+    if total and day is None:
+        log.warning("%s has no timestamps and no weekday in its name: event times left empty",
+                    path)
+    elif total:
+        log.warning("%s has no timestamps: event times imputed over 08:00-17:00", path)
+    base = uid_base(day, file_index)
+    for block in _blocks(path, len(names), layout.header, layout.identity, chunk_rows):
+        lines = np.asarray(block.good_lines, dtype=np.int64)
+        if block.good:
+            table = _parse_text(block.good, names)
+            frame = (_cicids_frame(table, layout, day, total, lines)
+                     if layout.dataset == "cicids2017" else _unsw_frame(table, layout))
+            dup = np.asarray(block.dup_of, dtype=np.int64)
+            if dup.any():
+                frame.loc[dup > 0, "parse_error"] += (
+                    "exact duplicate of line " + pd.Series(dup[dup > 0]).astype(str) + ";"
+                ).to_numpy()
+            frame["source_line"] = lines
+        else:
+            frame = pd.DataFrame({"source_line": np.empty(0, dtype=np.int64)})
+        if block.bad:
+            bad = pd.DataFrame({"source_line": [b[0] for b in block.bad],
+                                "parse_error": [b[1] for b in block.bad]})
+            frame = pd.concat([frame, bad], ignore_index=True) if len(frame) else bad
+            frame = frame.sort_values("source_line", kind="stable").reset_index(drop=True)
+        yield _finish(frame, layout, path, base)
+
+
+def _finish(frame: pd.DataFrame, layout: Layout, path: Path, base: int) -> pd.DataFrame:
+    """Shared columns, dtypes and provenance on a chunk that may mix good and bad lines."""
+    lines = frame["source_line"].to_numpy(dtype=np.int64)
+    frame["source_line"] = lines
+    frame.insert(0, "flow_uid", (base + lines).astype(np.int64))
+    frame.insert(1, "source_layout", layout.name)
+    frame.insert(2, "source_file", path.name)
+    for col in layout.features:
+        if col not in frame:
+            frame[col] = np.nan
+    for col in ("label", "raw_label", "src_ip", "dst_ip"):
+        if col not in frame:
+            frame[col] = None
+    for col in ("src_port", "dst_port", "protocol"):
+        if col not in frame:
+            frame[col] = np.nan
+    if "event_timestamp" not in frame:
+        frame["event_timestamp"] = pd.NaT
+    frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
+    frame["label"] = frame["label"].astype(object).where(frame["label"].notna(), None)
+    frame["label_family"] = frame["label"].map(LABEL_FAMILIES).astype(object)
+    frame["parse_error"] = frame["parse_error"].fillna("").astype(str).str.rstrip(";")
+    return frame
+
+
+def read_landing_file(path: Path, day: date | None = None, file_index: int = 0,
+                      chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
+    """One published file as a single canonical frame (see :func:`iter_landing_chunks`)."""
+    chunks = list(iter_landing_chunks(path, day, file_index, chunk_rows))
+    return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
 
 
 def read_day(landing_dir: Path, day: date) -> pd.DataFrame:
@@ -142,3 +540,17 @@ def read_day(landing_dir: Path, day: date) -> pd.DataFrame:
     frame = pd.concat(frames, ignore_index=True)
     log.info("read %d rows for %s from %s", len(frame), day, [p.name for p in paths])
     return frame
+
+
+def landing_files(path: Path) -> list[Path]:
+    """The data files of a file or folder (CSV, any case), without the UNSW features list."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise LandingError(f"{path}: no such file or folder")
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".csv"
+                   and p.name.lower() not in {UNSW_FEATURES_FILE.lower(),
+                                              "unsw-nb15_list_events.csv"})
+    if not files:
+        raise LandingError(f"{path}: no .csv file in the folder")
+    return files

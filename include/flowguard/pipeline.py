@@ -48,7 +48,7 @@ def validate_interval(start: str, end: str, run_name: str) -> dict[str, Any]:
     """Read the interval's landing files, validate them, write valid rows and quarantine."""
     from flowguard.features import write_host_activity, write_partition, write_valid_flows
     from flowguard.ingest import read_day
-    from flowguard.validation import get_context, validate_batch
+    from flowguard.validation import check_accounting, get_context, validate_batch
 
     settings = get_settings()
     started = time.perf_counter()
@@ -62,6 +62,7 @@ def validate_interval(start: str, end: str, run_name: str) -> dict[str, Any]:
                                      flows_root=settings.flows_source)
     quarantine = outcome.quarantined.astype({"raw_label": "string", "label": "string"})
     quarantine_path = write_partition(quarantine, settings.quarantine_dir / "flows", day)
+    check_accounting(len(frame), len(outcome.valid), len(quarantine), f"ingest {day}")
     result = {
         "day": day.isoformat(), "rows_in": len(frame), "rows_valid": len(outcome.valid),
         "rows_quarantined": len(quarantine), "valid_path": str(valid_path),

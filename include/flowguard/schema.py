@@ -1,7 +1,11 @@
-"""The canonical flow schema and the mapping of the CICIDS2017 layouts onto it.
+"""The canonical flow schema and the mapping of every supported source layout onto it.
 
-One place documents names, dtypes and the label taxonomy. The mapping from published headers
-to canonical names is data (:data:`CICIDS2017_COLUMNS`), not code spread over the loaders.
+One place documents names, dtypes and the label taxonomy (prose in ``docs/data.md``). The
+mapping from published headers to canonical names is data, one table per layout
+(:data:`LAYOUTS`), not code spread over the loaders. A canonical batch is the shared identity
+and label fields (:data:`SHARED_COLUMNS`) plus the source's feature block: CICFlowMeter's 77
+statistics for CICIDS2017 (:data:`FEATURE_COLUMNS`), Argus/Bro features for UNSW-NB15
+(:data:`UNSW_NB15_FEATURES`).
 Units follow CICFlowMeter: durations and inter-arrival times in microseconds, lengths in
 bytes, rates per second.
 """
@@ -9,6 +13,7 @@ bytes, rates per second.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -147,6 +152,136 @@ LABELS: list[str] = [
     "DDoS",
 ]
 _LABEL_KEYS = {re.sub(r"[^a-z0-9]", "", label.lower()): label for label in LABELS}
+
+
+# ---------------------------------------------------------------- UNSW-NB15
+# The four raw parts (UNSW-NB15_1.csv ... _4.csv) have no header; their 49 names come from
+# NUSW-NB15_features.csv (published with a typo, "ct_src_ ltm"). The training and testing set
+# CSVs have a 45-column header of their own. Canonical names for the UNSW feature block are the
+# set files' lower-case names; the raw parts' spellings map onto them.
+# (published name, canonical name) in the raw parts' column order.
+UNSW_NB15_RAW_COLUMNS: list[tuple[str, str]] = [
+    ("srcip", "src_ip"), ("sport", "src_port"), ("dstip", "dst_ip"), ("dsport", "dst_port"),
+    ("proto", "proto"), ("state", "state"), ("dur", "dur"), ("sbytes", "sbytes"),
+    ("dbytes", "dbytes"), ("sttl", "sttl"), ("dttl", "dttl"), ("sloss", "sloss"),
+    ("dloss", "dloss"), ("service", "service"), ("Sload", "sload"), ("Dload", "dload"),
+    ("Spkts", "spkts"), ("Dpkts", "dpkts"), ("swin", "swin"), ("dwin", "dwin"),
+    ("stcpb", "stcpb"), ("dtcpb", "dtcpb"), ("smeansz", "smean"), ("dmeansz", "dmean"),
+    ("trans_depth", "trans_depth"), ("res_bdy_len", "response_body_len"), ("Sjit", "sjit"),
+    ("Djit", "djit"), ("Stime", "stime"), ("Ltime", "ltime"), ("Sintpkt", "sinpkt"),
+    ("Dintpkt", "dinpkt"), ("tcprtt", "tcprtt"), ("synack", "synack"), ("ackdat", "ackdat"),
+    ("is_sm_ips_ports", "is_sm_ips_ports"), ("ct_state_ttl", "ct_state_ttl"),
+    ("ct_flw_http_mthd", "ct_flw_http_mthd"), ("is_ftp_login", "is_ftp_login"),
+    ("ct_ftp_cmd", "ct_ftp_cmd"), ("ct_srv_src", "ct_srv_src"), ("ct_srv_dst", "ct_srv_dst"),
+    ("ct_dst_ltm", "ct_dst_ltm"), ("ct_src_ ltm", "ct_src_ltm"),
+    ("ct_src_dport_ltm", "ct_src_dport_ltm"), ("ct_dst_sport_ltm", "ct_dst_sport_ltm"),
+    ("ct_dst_src_ltm", "ct_dst_src_ltm"), ("attack_cat", "label"), ("Label", "is_attack"),
+]
+# The training/testing set files: (published header, canonical name), in their order.
+UNSW_NB15_SET_COLUMNS: list[tuple[str, str]] = [
+    (h, {"id": "record_id", "attack_cat": "label", "label": "is_attack"}.get(h, h)) for h in (
+        "id,dur,proto,service,state,spkts,dpkts,sbytes,dbytes,rate,sttl,dttl,sload,dload,sloss,"
+        "dloss,sinpkt,dinpkt,sjit,djit,swin,stcpb,dtcpb,dwin,tcprtt,synack,ackdat,smean,dmean,"
+        "trans_depth,response_body_len,ct_srv_src,ct_state_ttl,ct_dst_ltm,ct_src_dport_ltm,"
+        "ct_dst_sport_ltm,ct_dst_src_ltm,is_ftp_login,ct_ftp_cmd,ct_flw_http_mthd,ct_src_ltm,"
+        "ct_srv_dst,is_sm_ips_ports,attack_cat,label").split(",")
+]
+# UNSW feature block: numeric columns both UNSW layouts carry (units as published: dur and
+# the jitter/inter-packet times in seconds and milliseconds, loads in bits per second).
+UNSW_NB15_FEATURES: list[str] = [
+    c for _, c in UNSW_NB15_SET_COLUMNS
+    if c not in {"record_id", "proto", "service", "state", "rate", "label", "is_attack"}
+]
+UNSW_NB15_CATEGORICAL = ["proto", "service", "state"]
+# Blank (empty or " ") in the raw parts where the feature does not apply (no HTTP, no FTP):
+# nullable rather than guessed as 0.
+UNSW_NB15_NULLABLE = ["ct_flw_http_mthd", "is_ftp_login", "ct_ftp_cmd"]
+# Every UNSW-NB15 feature is a count, size, time, rate or TCP value: none may be negative.
+UNSW_NB15_NON_NEGATIVE: list[str] = list(UNSW_NB15_FEATURES)
+UNSW_NB15_LABELS: list[str] = [
+    "Normal", "Fuzzers", "Analysis", "Backdoor", "DoS", "Exploits", "Generic",
+    "Reconnaissance", "Shellcode", "Worms",
+]
+_UNSW_KEYS = {re.sub(r"[^a-z0-9]", "", label.lower()): label for label in UNSW_NB15_LABELS}
+_UNSW_KEYS.update({"backdoors": "Backdoor", "": "Normal"})  # published spellings
+# IANA numbers of the UNSW protocol names that have one (the canonical `protocol` is numeric).
+UNSW_PROTOCOL_NUMBERS = {"icmp": 1, "igmp": 2, "ggp": 3, "ipnip": 4, "tcp": 6, "egp": 8,
+                         "igp": 9, "udp": 17, "ipv6": 41, "gre": 47, "esp": 50, "ospf": 89,
+                         "sctp": 132}
+
+# ---------------------------------------------------------------- shared label taxonomy
+# Each source keeps its own class names in `label`; `label_family` is shared across sources.
+LABEL_FAMILIES: dict[str, str] = {
+    "BENIGN": "benign", "FTP-Patator": "brute_force", "SSH-Patator": "brute_force",
+    "DoS Hulk": "dos", "DoS GoldenEye": "dos", "DoS slowloris": "dos",
+    "DoS Slowhttptest": "dos", "Heartbleed": "exploit", "Web Attack - Brute Force": "web_attack",
+    "Web Attack - XSS": "web_attack", "Web Attack - Sql Injection": "web_attack",
+    "Infiltration": "infiltration", "Bot": "botnet", "PortScan": "reconnaissance",
+    "DDoS": "ddos",
+    "Normal": "benign", "Fuzzers": "fuzzing", "Analysis": "reconnaissance",
+    "Backdoor": "backdoor", "DoS": "dos", "Exploits": "exploit", "Generic": "generic",
+    "Reconnaissance": "reconnaissance", "Shellcode": "shellcode", "Worms": "worm",
+}
+# Identity and label fields every canonical batch has, whatever the source (null where a
+# layout does not publish them). The per-source feature block follows.
+SHARED_COLUMNS = ["flow_uid", "source_layout", "source_file", "source_line", "event_timestamp",
+                  "src_ip", "src_port", "dst_ip", "dst_port", "protocol", "label",
+                  "label_family", "raw_label", "parse_error"]
+
+
+def canonical_unsw_category(raw: object) -> str | None:
+    """Map a published UNSW-NB15 ``attack_cat`` (stray spaces, plurals, case) to canonical."""
+    if raw is None or (isinstance(raw, float) and raw != raw):
+        return "Normal"
+    key = re.sub(r"[^a-z0-9]", "", str(raw).lower())
+    if key in _UNSW_KEYS:
+        return _UNSW_KEYS[key]
+    if key.endswith("s") and key[:-1] in _UNSW_KEYS:
+        return _UNSW_KEYS[key[:-1]]
+    return _UNSW_KEYS.get(key + "s")
+
+
+# ---------------------------------------------------------------- layouts as data
+@dataclass(frozen=True)
+class Layout:
+    """One published file layout and its mapping onto the canonical schema.
+
+    ``columns`` is the (published name, canonical name) table in file order; ``header`` says
+    whether the file starts with it. ``identity`` layouts carry flow identifiers (addresses,
+    ports, times), so an exact repeat of a line is a duplicated record and goes to quarantine;
+    in layouts without them identical rows are legitimately distinct flows and are kept.
+    """
+
+    name: str
+    dataset: str
+    columns: tuple[tuple[str, str], ...]
+    header: bool
+    identity: bool
+    features: tuple[str, ...]
+    labels: tuple[str, ...]
+
+    @property
+    def published(self) -> list[str]:
+        return [h for h, _ in self.columns]
+
+    @property
+    def canonical(self) -> list[str]:
+        return [c for _, c in self.columns]
+
+
+LAYOUTS: dict[str, Layout] = {
+    layout.name: layout for layout in (
+        Layout("cicids2017_traffic_labelling", "cicids2017", tuple(CICIDS2017_COLUMNS), True,
+               True, tuple(FEATURE_COLUMNS), tuple(LABELS)),
+        Layout("cicids2017_machine_learning_cve", "cicids2017",
+               tuple(CICIDS2017_COLUMNS[4:5] + CICIDS2017_COLUMNS[7:]), True, False,
+               tuple(FEATURE_COLUMNS), tuple(LABELS)),
+        Layout("unsw_nb15_raw", "unsw_nb15", tuple(UNSW_NB15_RAW_COLUMNS), False, True,
+               tuple(UNSW_NB15_FEATURES), tuple(UNSW_NB15_LABELS)),
+        Layout("unsw_nb15_set", "unsw_nb15", tuple(UNSW_NB15_SET_COLUMNS), True, False,
+               tuple(UNSW_NB15_FEATURES), tuple(UNSW_NB15_LABELS)),
+    )
+}
 
 
 def as_utc(ts: object) -> pd.Timestamp:

@@ -296,7 +296,8 @@ def inject_quirks(frame: pd.DataFrame, rng: np.random.Generator, rate: float) ->
 
     Repairable: ``Infinity`` rates with a positive duration. Not repairable (quarantine):
     ``Infinity`` rates on zero-duration flows, negative packet counts, unknown labels,
-    unparseable numbers; plus one trailing row of commas as in the real files.
+    unparseable numbers, exact repeats of a row (inserted right after it); plus timestamps
+    without seconds (valid) and one trailing row of commas, as in the real files.
     """
     frame = frame.copy()
     n = len(frame)
@@ -309,6 +310,13 @@ def inject_quirks(frame: pd.DataFrame, rng: np.random.Generator, rate: float) ->
     frame.loc[frame.index[picks[2]], "Total Fwd Packets"] = -1
     frame.loc[frame.index[picks[3]], "Label"] = "UNKNOWN-ATTACK"
     frame.loc[frame.index[picks[4]], "Flow IAT Mean"] = "n/a"
+    # Drawn after the other quirks so that adding it left their rows unchanged.
+    repeats = np.sort(rng.choice(n, k, replace=False))
+    order = np.sort(np.concatenate([np.arange(n), repeats]), kind="stable")
+    frame = frame.iloc[order].reset_index(drop=True)
+    # Some published files write minutes only ("4/7/2017 8:54"): valid, coarser times.
+    short = frame.index[rng.choice(len(frame), k, replace=False)]
+    frame.loc[short, "Timestamp"] = frame.loc[short, "Timestamp"].str.rsplit(":", n=1).str[0]
     blank = pd.DataFrame([[None] * frame.shape[1]], columns=frame.columns)
     return pd.concat([frame, blank], ignore_index=True)
 
