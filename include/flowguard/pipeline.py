@@ -56,13 +56,14 @@ def validate_interval(start: str, end: str, run_name: str) -> dict[str, Any]:
     frame = read_day(settings.landing_dir, day)
     outcome = validate_batch(frame, get_context(settings.gx_dir), (_utc(start), _utc(end)),
                              run_name=run_name)
+    # Nothing is written unless every row is accounted for (valid or quarantined).
+    check_accounting(len(frame), len(outcome.valid), len(outcome.quarantined), f"ingest {day}")
     now = datetime.now(UTC)
     valid_path = write_valid_flows(outcome.valid, settings.flows_source, day, now)
     hosts_path = write_host_activity(outcome.valid, settings.lake_dir / "hosts", day, now,
                                      flows_root=settings.flows_source)
     quarantine = outcome.quarantined.astype({"raw_label": "string", "label": "string"})
     quarantine_path = write_partition(quarantine, settings.quarantine_dir / "flows", day)
-    check_accounting(len(frame), len(outcome.valid), len(quarantine), f"ingest {day}")
     result = {
         "day": day.isoformat(), "rows_in": len(frame), "rows_valid": len(outcome.valid),
         "rows_quarantined": len(quarantine), "valid_path": str(valid_path),
