@@ -29,6 +29,10 @@ class Settings:
     mlflow_tracking_uri: str
     model_name: str
     drift_python: Path
+    gate_tolerance: float = 0.005
+    gate_recall_margin: float = 0.05
+    gate_floor: float = 0.5
+    registry_lock_uri: str = ""
 
     @property
     def flows_source(self) -> Path:
@@ -58,4 +62,9 @@ def get_settings() -> Settings:
         drift_python=Path(
             os.environ.get("FLOWGUARD_DRIFT_PYTHON", PROJECT_ROOT / ".venv-drift" / "bin" / "python")
         ),
+        # promotion gate (docs/training.md) and the lock that serialises alias moves
+        gate_tolerance=float(os.environ.get("FLOWGUARD_GATE_TOLERANCE", 0.005)),
+        gate_recall_margin=float(os.environ.get("FLOWGUARD_GATE_RECALL_MARGIN", 0.05)),
+        gate_floor=float(os.environ.get("FLOWGUARD_GATE_FLOOR", 0.5)),
+        registry_lock_uri=os.environ.get("FLOWGUARD_REGISTRY_LOCK_URI") or mlflow_uri,
     )
