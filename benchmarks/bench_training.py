@@ -164,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
             print(f"{size:>9} rows: {runs[-1]}", flush=True)
         results.append({"size_requested": size, **summarise(runs)})
+        write(args, results, prep)  # after each size: a long size cut short keeps the rest
+    return 0
+
+
+def write(args: argparse.Namespace, results: list[dict], prep: float) -> None:
     report = {
         "benchmark": "training", "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -176,8 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
-    return 0
+    print(f"wrote {args.out}", flush=True)
 
 
 if __name__ == "__main__":

@@ -229,7 +229,8 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
         code = code_version()
         tags = {f"lineage.{k}": v if isinstance(v, str) else json.dumps(v, default=str)
                 for k, v in lineage.items()}
-        mlflow.set_tags({k: v[:5000] for k, v in tags.items()})
+        mlflow.set_tags({k: v if len(v) <= 5000 else "(long: see lineage.json)"
+                         for k, v in tags.items()})
         mlflow.set_tags({"lineage.code_version": code, "mlflow.source.git.commit":
                          code.split("+g")[-1].removesuffix(".dirty") if "+g" in code else code})
         mlflow.log_dict({**lineage, "code_version": code}, "lineage.json")
