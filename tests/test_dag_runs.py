@@ -81,7 +81,7 @@ def test_ingest_train_monitor_chain(dags, chain_home: Path) -> None:
     assert list((chain_home / "gx").rglob("data_docs/local_site/index.html"))
 
     run = train.test(run_conf={"as_of": "2017-07-06", "reason": "test",
-                               "tuning_budget_seconds": 20, "max_trials": 2})
+                               "tuning_budget_seconds": 900, "max_trials": 2})
     assert run.state == "success", _states(run)
     _assert_lineage(chain_home)
 
