@@ -184,6 +184,7 @@ def tune(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], config: T
                                classes, predict_proba(model, valid))
             score = metrics["macro_f1"]
             trial.set_user_attr("best_iteration", int(getattr(model, "best_iteration", 0) or 0))
+            trial.set_user_attr("valid_log_loss", metrics["log_loss"])
             mlflow.log_metrics({"valid_macro_f1": score, "valid_log_loss": metrics["log_loss"],
                                 "best_iteration": trial.user_attrs["best_iteration"],
                                 "seconds": time.perf_counter() - started})
@@ -195,8 +196,8 @@ def tune(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], config: T
     study.enqueue_trial(dict(DEFAULT_PARAMS))
     study.optimize(objective, n_trials=config.max_trials, timeout=config.budget_seconds)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    # ties go to the earliest trial, so the order of completion alone decides
-    best = max(done, key=lambda t: (t.value, -t.number))
+    # macro-F1 ties (common: validation is small) go to the lower log-loss, then the earlier
+    best = max(done, key=lambda t: (t.value, -t.user_attrs["valid_log_loss"], -t.number))
     log.info("tuning: %d trials in budget %.0f s, best #%d valid macro-F1 %.4f",
              len(done), config.budget_seconds, best.number, best.value)
     return dict(best.params), len(done)
