@@ -269,8 +269,15 @@ def test_same_data_and_seed_give_the_same_model(home: Path, tmp_path: Path) -> N
     _, b, _ = _train(tmp_path, frame, "b", tuning=tuning)
     assert a.params == b.params and a.trials == b.trials == 4
     assert a.metrics == b.metrics
-    _, c, _ = _train(tmp_path, frame, "c", tuning=tuning, seed=7)
-    assert c.params != a.params  # the seed drives the search
+    client, c, _ = _train(tmp_path, frame, "c", tuning=tuning, seed=7)
+
+    def searched(run_id: str) -> list[str]:
+        experiment = client.get_run(run_id).info.experiment_id
+        trials = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{run_id}'")
+        return sorted(t.data.params["learning_rate"] for t in trials)
+
+    assert searched(a.run_id) == searched(b.run_id)
+    assert searched(c.run_id) != searched(a.run_id)  # the seed drives the search
 
 
 @pytest.mark.slow
