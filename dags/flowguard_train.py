@@ -1,10 +1,14 @@
 """
 ### Train, register and gate the flow classifier
 
-Builds a point-in-time training set through the `flow_classifier_v1` feature service, trains
-XGBoost (macro-F1 first), logs the run to MLflow with its lineage, registers a new model
-version and moves the `champion` alias only if the new version beats the champion on the
-newest labelled flows (`previous` keeps the replaced champion for rollback).
+Builds a point-in-time training set through the `flow_classifier_v1` feature service, tunes
+XGBoost with Optuna within a time budget (each trial a nested MLflow run), logs the run with
+its lineage (datasets and digests, feature service, the Great Expectations results of its
+days, code version, this run's id and trigger), a confusion matrix and a model card,
+registers a new model version and moves the `champion` alias only if the new version passes
+the gate on the frozen holdout and on the newest labelled flows (macro-F1 within tolerance,
+no class's recall down by more than the margin). `previous` keeps the replaced champion
+(`flowguard rollback`); a failed gate alerts and leaves the champion untouched.
 
 Runs on demand: by hand from the UI, or from `flowguard_monitor` when drift is detected
 (the reason and p-values arrive in `conf`).
@@ -35,6 +39,13 @@ from flowguard.dag_common import default_args
                              description="How many days of validated flows to train on."),
         "reason": Param("manual", type="string", title="Trigger reason",
                         description="Why this run started (manual, schedule, drift...)."),
+        "tuning_budget_seconds": Param(45, type="integer", minimum=0, maximum=7200,
+                                       title="Tuning budget (s)",
+                                       description="Wall-clock budget of the Optuna search; "
+                                       "0 trains the default parameters only."),
+        "max_trials": Param(15, type="integer", minimum=0, maximum=500, title="Max trials",
+                            description="Cap on Optuna trials (pins the search for "
+                            "reproducibility when the budget is not reached)."),
     },
 )
 def flowguard_train() -> None:
@@ -45,13 +56,24 @@ def flowguard_train() -> None:
         return build_training_set(params["as_of"] or None, int(params["window_days"]), run_id)
 
     @task
-    def train(built: dict, params=None, run_id=None) -> dict:
-        from flowguard.features import FEATURE_SERVICE
+    def train(built: dict, params=None, run_id=None, dag_run=None) -> dict:
+        from flowguard.lineage import trigger_info
         from flowguard.pipeline import train_model
 
+        run_type = getattr(dag_run, "run_type", None)
+        trigger = trigger_info(params["reason"], str(getattr(run_type, "value", run_type) or ""),
+                               dict(getattr(dag_run, "conf", None) or {}))
         lineage = {"dag_run_id": run_id, "trigger_reason": params["reason"],
-                   "feature_service": FEATURE_SERVICE, "training_days": ",".join(built["days"])}
-        return train_model(built["path"], lineage)
+                   "trigger_kind": trigger["kind"], "trigger": trigger,
+                   "feature_service": built["feature_service"],
+                   "feature_service_version": built["feature_service_version"],
+                   "feature_service_features": built["feature_service_features"],
+                   "training_days": ",".join(built["days"]), "training_set_digest": built["digest"],
+                   "validation_result_ids": [v["id"] for v in built["validation_results"]],
+                   "validation_results": built["validation_results"]}
+        tuning = {"budget_seconds": float(params["tuning_budget_seconds"]),
+                  "max_trials": int(params["max_trials"])}
+        return train_model(built["path"], lineage, tuning)
 
     @task
     def gate(trained: dict) -> dict:

@@ -53,6 +53,23 @@ def _day(d: int) -> datetime:
     return datetime(2017, 7, d + 1, tzinfo=UTC)
 
 
+def _assert_lineage(home: Path) -> None:
+    """The champion's run names the GX validation result of each of its three days."""
+    import json
+
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    version = client.get_model_version_by_alias("flow-classifier", "champion")
+    tags = client.get_run(version.run_id).data.tags
+    ids = json.loads(tags["lineage.validation_result_ids"])
+    assert len(ids) == 3 and all(ids), ids
+    assert tags["lineage.feature_service"] == "flow_classifier_v1"
+    assert tags["lineage.dag_run_id"].startswith("manual__")
+    assert int(client.get_run(version.run_id).data.metrics["tuning_trials"]) == 2
+
+
 def test_ingest_train_monitor_chain(dags, chain_home: Path) -> None:
     ingest, train, monitor = (dags.dags[f"flowguard_{n}"] for n in ("ingest", "train", "monitor"))
     for d in (3, 4, 5):
@@ -63,8 +80,10 @@ def test_ingest_train_monitor_chain(dags, chain_home: Path) -> None:
     assert list((chain_home / "quarantine" / "flows").glob("date=*/*.parquet"))
     assert list((chain_home / "gx").rglob("data_docs/local_site/index.html"))
 
-    run = train.test(run_conf={"as_of": "2017-07-06", "reason": "test"})
+    run = train.test(run_conf={"as_of": "2017-07-06", "reason": "test",
+                               "tuning_budget_seconds": 900, "max_trials": 2})
     assert run.state == "success", _states(run)
+    _assert_lineage(chain_home)
 
     run = ingest.test(logical_date=_day(7))
     assert run.state == "success", _states(run)

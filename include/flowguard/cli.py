@@ -109,12 +109,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{report['files_failed']} failed\ndata docs: {report['data_docs']}")
         return 1 if report["files_failed"] else 0
     if args.command == "rollback":
-        from flowguard.config import get_settings
-        from flowguard.pipeline import _mlflow
-        from flowguard.registry import rollback
+        from flowguard.pipeline import rollback_champion
 
-        settings = get_settings()
-        print(json.dumps({"champion": rollback(_mlflow(settings), settings.model_name)}))
+        try:
+            print(json.dumps({"champion": rollback_champion()}))
+        except LookupError as exc:
+            print(json.dumps({"error": str(exc)}), file=sys.stderr)
+            return 2
         return 0
     if args.command == "score":
         from flowguard.pipeline import score_records

@@ -33,6 +33,10 @@ class Settings:
     monitoring_config: Path
     # materialization re-reads this much before each run's interval, for late data
     materialize_overlap_minutes: int = 15
+    gate_tolerance: float = 0.005
+    gate_recall_margin: float = 0.05
+    gate_floor: float = 0.5
+    registry_lock_uri: str = ""
 
     @property
     def flows_source(self) -> Path:
@@ -65,6 +69,11 @@ def get_settings() -> Settings:
         monitoring_config=Path(os.environ.get("FLOWGUARD_MONITORING_CONFIG",
                                               PROJECT_ROOT / "config" / "monitoring.yaml")),
         materialize_overlap_minutes=int(os.environ.get("FLOWGUARD_MATERIALIZE_OVERLAP_MINUTES", 15)),
+        # promotion gate (docs/training.md) and the lock that serialises alias moves
+        gate_tolerance=float(os.environ.get("FLOWGUARD_GATE_TOLERANCE", 0.005)),
+        gate_recall_margin=float(os.environ.get("FLOWGUARD_GATE_RECALL_MARGIN", 0.05)),
+        gate_floor=float(os.environ.get("FLOWGUARD_GATE_FLOOR", 0.5)),
+        registry_lock_uri=os.environ.get("FLOWGUARD_REGISTRY_LOCK_URI") or mlflow_uri,
     )
 
 

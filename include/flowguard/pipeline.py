@@ -108,41 +108,87 @@ def training_days(settings: Settings, as_of: str | None, window_days: int) -> li
 
 
 def build_training_set(as_of: str | None, window_days: int, run_id: str) -> dict[str, Any]:
-    """Point-in-time training set through the feature service, written to the run's folder."""
-    from flowguard.features import entity_rows, get_store, historical_features
+    """Point-in-time training set through the feature service, written to the run's folder.
+
+    Also returns the lineage of its inputs: the feature service (name, version, features)
+    and the Great Expectations validation result behind each day's partition.
+    """
+    from flowguard.features import FEATURE_SERVICE, entity_rows, get_store, historical_features
+    from flowguard.lineage import frame_digest, validation_results_for_days
 
     settings = get_settings()
     days = training_days(settings, as_of, window_days)
     entities = entity_rows(settings.flows_source, days)
-    frame = historical_features(get_store(settings.feature_repo, settings.home), entities)
+    store = get_store(settings.feature_repo, settings.home)
+    frame = historical_features(store, entities)
     path = _run_dir(settings.work_dir / "train", run_id) / "training_set.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
+    service = store.get_feature_service(FEATURE_SERVICE)
+    features = [f"{p.name}:{f.name}" for p in service.feature_view_projections for f in p.features]
     return {"path": str(path), "rows": len(frame), "days": [d.isoformat() for d in days],
-            "classes": frame["label"].value_counts().to_dict()}
+            "classes": frame["label"].value_counts().to_dict(), "digest": frame_digest(frame),
+            "feature_service": FEATURE_SERVICE,
+            "feature_service_version": FEATURE_SERVICE.rsplit("_", 1)[-1],
+            "feature_service_features": features,
+            "validation_results": validation_results_for_days(settings.gx_dir,
+                                                              settings.flows_source, days)}
 
 
-def train_model(training_path: str, lineage: dict[str, str]) -> dict[str, Any]:
-    """Train, log to MLflow and register a new version."""
-    from flowguard.registry import register
-    from flowguard.training import train_and_log
+def train_model(training_path: str, lineage: dict[str, Any],
+                tuning: dict[str, Any] | None = None, seed: int = 42) -> dict[str, Any]:
+    """Tune, train, log to MLflow and register a new version.
+
+    The frozen holdout's flows (once a champion exists) are kept out of training.
+    """
+    from flowguard.registry import frozen_holdout, register
+    from flowguard.training import train_and_log, tuning_config
 
     settings = get_settings()
     client = _mlflow(settings)
+    frozen = frozen_holdout(client, settings.model_name)
     result = train_and_log(Path(training_path), settings.home / "mlflow" / "artifacts",
-                           settings.model_name, lineage)
-    version = register(client, settings.model_name, result.model_uri, result.run_id)
+                           settings.model_name, lineage, seed=seed, tuning=tuning_config(tuning),
+                           exclude_uids=frozen[1]["flow_uid"] if frozen else None)
+    version = register(client, settings.model_name, result.model_uri, result.run_id,
+                       description=f"run {result.run_id}: holdout macro-F1 "
+                                   f"{result.metrics['macro_f1']:.4f}; see model_card.md")
     return {"run_id": result.run_id, "version": version,
             "macro_f1": result.metrics["macro_f1"], "accuracy": result.metrics["accuracy"],
-            "classes": result.classes}
+            "log_loss": result.metrics.get("log_loss"), "classes": result.classes,
+            "params": result.params, "tuning_trials": result.trials}
 
 
 def promote_if_better(version: str) -> dict[str, Any]:
-    """Gate the new version against the champion and move the aliases if it wins."""
+    """Gate the new version against the champion; move the aliases if it wins, else alert."""
+    from flowguard.alerts import send_alert
     from flowguard.registry import gate_and_promote
 
     settings = get_settings()
-    return gate_and_promote(_mlflow(settings), settings.model_name, version).as_dict()
+    decision = gate_and_promote(_mlflow(settings), settings.model_name, version, gate_policy(settings),
+                                lock_uri=settings.registry_lock_uri,
+                                lock_dir=settings.home / "locks").as_dict()
+    if not decision["promoted"]:
+        decision["alert"] = send_alert(
+            f"flowguard: model v{version} failed the promotion gate",
+            f"{decision['reason']}\nThe champion (v{decision['champion_version']}) is unchanged.")
+    return decision
+
+
+def gate_policy(settings: Settings) -> Any:
+    from flowguard.registry import GatePolicy
+
+    return GatePolicy(tolerance=settings.gate_tolerance, recall_margin=settings.gate_recall_margin,
+                      floor=settings.gate_floor)
+
+
+def rollback_champion() -> str:
+    """``champion`` back to ``previous`` under the registry lock; returns the new champion."""
+    from flowguard.registry import rollback
+
+    settings = get_settings()
+    return rollback(_mlflow(settings), settings.model_name, lock_uri=settings.registry_lock_uri,
+                    lock_dir=settings.home / "locks")
 
 
 # ---------------------------------------------------------------- monitor

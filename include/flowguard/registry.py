@@ -1,30 +1,68 @@
-"""Model registry: register every trained model, promote only one that beats the champion.
+"""Model registry: register every trained model, promote only one that proves it is better.
 
 Aliases, not stages: ``champion`` serves; ``previous`` keeps the champion it replaced, so a
-rollback is one alias move (:func:`rollback`). The gate compares challenger and champion on
-the challenger's holdout, the newest labelled data: the challenger must not be worse in
-macro-F1 by more than ``tolerance`` and a first model must clear ``floor``.
+rollback is one alias move (:func:`rollback`, ``flowguard rollback``).
+
+The gate compares challenger and champion on two sets of labelled flows:
+
+- the **frozen holdout**: the holdout of the first model ever promoted. Its run id is kept
+  as the registered model's tag ``frozen_holdout_run_id`` and its parquet is an artifact of
+  that (immutable) run; training removes its flows from every later training set, so no
+  model is gated on flows it learned from. It keeps answering "is the new model still good
+  at the traffic we already handled?"
+- the **newest labelled window**: the challenger's own holdout (the newest 20 % of each
+  class in its training window), which holds the traffic that made us retrain.
+
+On each set the challenger passes if its macro-F1 is not lower than the champion's by more
+than ``tolerance`` and no class (with at least ``min_support`` flows in the set) loses more
+than ``recall_margin`` of recall. A first model must clear ``floor`` (macro-F1 on its
+holdout). All of it happens under a registry lock (:func:`promotion_lock`), which also
+re-reads the champion, so two training runs gating at once are serialised and the second is
+compared with the first's result, never with a stale champion.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import logging
 import tempfile
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from flowguard.evaluation import evaluate
-from flowguard.training import predict_labels
+from flowguard.training import predict_labels, predict_proba
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 PREVIOUS = "previous"
+FROZEN_HOLDOUT_TAG = "frozen_holdout_run_id"
+HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
+
+
+class RegistryLockTimeout(TimeoutError):
+    """Another promotion held the registry lock for longer than the timeout."""
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """What a challenger must show. Defaults come from ``FLOWGUARD_GATE_*`` settings."""
+
+    tolerance: float = 0.005
+    recall_margin: float = 0.05
+    floor: float = 0.5
+    min_support: int = 10
 
 
 @dataclass
@@ -35,32 +73,107 @@ class GateDecision:
     challenger_macro_f1: float
     champion_version: str | None
     champion_macro_f1: float | None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    frozen_holdout_run_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def register(client: MlflowClient, name: str, model_uri: str, run_id: str) -> str:
+# ---------------------------------------------------------------- lock
+
+
+def _lock_key(name: str) -> int:
+    digest = hashlib.sha256(f"flowguard-registry:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def promotion_lock(name: str, lock_uri: str, lock_dir: Path, timeout: float = 600.0
+                   ) -> Iterator[None]:
+    """Hold the registry lock of model ``name`` (alias moves happen only inside it).
+
+    PostgreSQL (``lock_uri`` ``postgresql://...``, the production MLflow database): a session
+    advisory lock, shared by every host that reaches the database; it is released when the
+    connection closes, so a killed task cannot leave it held. Anything else (SQLite, file
+    store): an ``flock`` on ``lock_dir/<name>.lock``, which covers every process of this
+    host (the embedded profile is one host). Raises :class:`RegistryLockTimeout`.
+    """
+    if lock_uri.startswith(("postgresql", "postgres")):
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(lock_uri.replace("postgres://", "postgresql://", 1),
+                                          poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                conn.execute(sqlalchemy.text(f"SET lock_timeout = '{int(timeout * 1000)}ms'"))
+                try:
+                    conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"),
+                                 {"k": _lock_key(name)})
+                except sqlalchemy.exc.OperationalError as exc:
+                    raise RegistryLockTimeout(
+                        f"registry lock of {name!r} not acquired in {timeout:.0f} s") from exc
+                try:
+                    yield
+                finally:
+                    conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"),
+                                 {"k": _lock_key(name)})
+                    conn.commit()
+        finally:
+            engine.dispose()
+        return
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    with open(lock_dir / f"registry-{safe}.lock", "a+") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RegistryLockTimeout(
+                        f"registry lock {lock_dir}/registry-{safe}.lock held for more than "
+                        f"{timeout:.0f} s") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------- registry access
+
+
+def register(client: MlflowClient, name: str, model_uri: str, run_id: str,
+             description: str | None = None) -> str:
     """Register ``model_uri`` as a new version of ``name`` and return the version number."""
     import mlflow
 
     try:
         client.get_registered_model(name)
     except mlflow.exceptions.MlflowException:
-        client.create_registered_model(name, description="Network-flow intrusion classifier "
-                                       "(CICIDS2017 taxonomy), XGBoost on Feast features.")
-    version = client.create_model_version(name, model_uri, run_id=run_id)
+        try:
+            client.create_registered_model(name, description="Network-flow intrusion classifier "
+                                           "(CICIDS2017 taxonomy), XGBoost on Feast features.")
+        except mlflow.exceptions.MlflowException:  # a concurrent run created it meanwhile
+            client.get_registered_model(name)
+    version = client.create_model_version(name, model_uri, run_id=run_id, description=description)
     log.info("registered %s version %s from run %s", name, version.version, run_id)
     return str(version.version)
 
 
-def champion_version(client: MlflowClient, name: str) -> str | None:
+def _alias(client: MlflowClient, name: str, alias: str) -> str | None:
     import mlflow
 
     try:
-        return str(client.get_model_version_by_alias(name, CHAMPION).version)
+        return str(client.get_model_version_by_alias(name, alias).version)
     except mlflow.exceptions.MlflowException:
         return None
+
+
+def champion_version(client: MlflowClient, name: str) -> str | None:
+    return _alias(client, name, CHAMPION)
 
 
 def load_model(client: MlflowClient, name: str, version: str) -> tuple[Any, list[str]]:
@@ -77,46 +190,132 @@ def load_run_frame(client: MlflowClient, run_id: str, artifact: str) -> pd.DataF
         return pd.read_parquet(client.download_artifacts(run_id, artifact, tmp))
 
 
+def frozen_holdout(client: MlflowClient, name: str) -> tuple[str, pd.DataFrame] | None:
+    """The frozen holdout's run id and flows, once a first model has been promoted."""
+    import mlflow
+
+    try:
+        run_id = client.get_registered_model(name).tags.get(FROZEN_HOLDOUT_TAG)
+    except mlflow.exceptions.MlflowException:
+        return None
+    if not run_id:
+        return None
+    return run_id, load_run_frame(client, run_id, HOLDOUT_ARTIFACT)
+
+
 def score(model: Any, classes: list[str], frame: pd.DataFrame) -> dict[str, float]:
-    return evaluate(frame["label"].to_numpy(), predict_labels(model, classes, frame), classes)
+    proba = predict_proba(model, frame)
+    return evaluate(frame["label"].to_numpy(), predict_labels(model, classes, frame), classes,
+                    proba)
 
 
-def gate_and_promote(client: MlflowClient, name: str, version: str, tolerance: float = 0.005,
-                     floor: float = 0.5) -> GateDecision:
-    """Compare ``version`` with the champion on its holdout; move the aliases if it wins."""
+# ---------------------------------------------------------------- gate
+
+
+def compare(ours: dict[str, float], theirs: dict[str, float], rows: int, label: str,
+            policy: GatePolicy) -> dict[str, Any]:
+    """One gate check: macro-F1 within tolerance and per-class recall within margin."""
+    drops = {}
+    for key, value in theirs.items():
+        if not key.startswith("recall."):
+            continue
+        cls = key.removeprefix("recall.")
+        if theirs.get(f"support.{cls}", 0) < policy.min_support:
+            continue
+        drops[cls] = round(value - ours.get(key, 0.0), 6)
+    lost = {cls: d for cls, d in drops.items() if d > policy.recall_margin}
+    f1_ok = ours["macro_f1"] >= theirs["macro_f1"] - policy.tolerance
+    worst = max(drops.items(), key=lambda kv: kv[1]) if drops else (None, 0.0)
+    return {"set": label, "rows": rows, "challenger_macro_f1": ours["macro_f1"],
+            "champion_macro_f1": theirs["macro_f1"], "macro_f1_ok": f1_ok,
+            "worst_recall_drop": {"class": worst[0], "drop": worst[1]},
+            "recall_drops_over_margin": lost, "passed": f1_ok and not lost}
+
+
+def _describe(check: dict[str, Any], policy: GatePolicy) -> str:
+    text = (f"{check['set']} ({check['rows']} flows): macro-F1 {check['challenger_macro_f1']:.4f}"
+            f" vs {check['champion_macro_f1']:.4f}")
+    if not check["macro_f1_ok"]:
+        text += f" [lower by more than {policy.tolerance}]"
+    if check["recall_drops_over_margin"]:
+        text += (f" [recall drops over {policy.recall_margin}: "
+                 + ", ".join(f"{c} -{d:.3f}" for c, d in check["recall_drops_over_margin"].items())
+                 + "]")
+    return text
+
+
+def gate_and_promote(client: MlflowClient, name: str, version: str,
+                     policy: GatePolicy | None = None, *, lock_uri: str = "",
+                     lock_dir: Path | None = None, tolerance: float | None = None,
+                     floor: float | None = None) -> GateDecision:
+    """Gate ``version`` against the champion; move the aliases (under the lock) if it wins.
+
+    A failed gate tags the version and leaves every alias untouched.
+    """
+    policy = policy or GatePolicy()
+    if tolerance is not None or floor is not None:  # the skeleton's keyword arguments
+        policy = GatePolicy(tolerance=policy.tolerance if tolerance is None else tolerance,
+                            recall_margin=policy.recall_margin,
+                            floor=policy.floor if floor is None else floor,
+                            min_support=policy.min_support)
+    lock_dir = lock_dir or Path(tempfile.gettempdir()) / "flowguard-locks"
     challenger = client.get_model_version(name, version)
-    holdout = load_run_frame(client, challenger.run_id, "holdout/holdout.parquet")
+    newest = load_run_frame(client, challenger.run_id, HOLDOUT_ARTIFACT)
     model, classes = load_model(client, name, version)
-    ours = score(model, classes, holdout)["macro_f1"]
-    current = champion_version(client, name)
-    theirs = None
-    if current is None:
-        promoted = ours >= floor
-        reason = f"first model: macro-F1 {ours:.4f} {'>=' if promoted else '<'} floor {floor}"
-    else:
-        champ_model, champ_classes = load_model(client, name, current)
-        theirs = score(champ_model, champ_classes, holdout)["macro_f1"]
-        promoted = ours >= theirs - tolerance and ours >= floor
-        reason = (f"challenger v{version} macro-F1 {ours:.4f} vs champion v{current} "
-                  f"{theirs:.4f} on {len(holdout)} newest labelled flows (tolerance {tolerance})")
-    decision = GateDecision(version, promoted, reason, ours, current, theirs)
-    client.set_model_version_tag(name, version, "gate", "passed" if promoted else "failed")
-    client.set_model_version_tag(name, version, "gate_reason", reason)
-    if promoted:
-        if current is not None and current != version:
-            client.set_registered_model_alias(name, PREVIOUS, current)
-        client.set_registered_model_alias(name, CHAMPION, version)
+    ours_newest = score(model, classes, newest)
+    with promotion_lock(name, lock_uri, lock_dir):
+        current = champion_version(client, name)  # re-read under the lock
+        frozen = frozen_holdout(client, name)
+        checks: list[dict[str, Any]] = []
+        theirs_f1 = None
+        if current is None or current == version:
+            promoted = ours_newest["macro_f1"] >= policy.floor
+            reason = (f"first model: macro-F1 {ours_newest['macro_f1']:.4f} "
+                      f"{'>=' if promoted else '<'} floor {policy.floor} on {len(newest)} "
+                      "holdout flows")
+        else:
+            champ_model, champ_classes = load_model(client, name, current)
+            theirs_newest = score(champ_model, champ_classes, newest)
+            theirs_f1 = theirs_newest["macro_f1"]
+            checks.append(compare(ours_newest, theirs_newest, len(newest), "newest window", policy))
+            if frozen is not None:
+                frame = frozen[1]
+                checks.append(compare(score(model, classes, frame),
+                                      score(champ_model, champ_classes, frame), len(frame),
+                                      f"frozen holdout (run {frozen[0][:8]})", policy))
+            floor_ok = ours_newest["macro_f1"] >= policy.floor
+            promoted = floor_ok and all(c["passed"] for c in checks)
+            reason = (f"challenger v{version} vs champion v{current}: "
+                      + "; ".join(_describe(c, policy) for c in checks)
+                      + ("" if floor_ok else f"; below floor {policy.floor}"))
+        decision = GateDecision(version, promoted, reason, ours_newest["macro_f1"], current,
+                                theirs_f1, checks, frozen[0] if frozen else None)
+        client.set_model_version_tag(name, version, "gate", "passed" if promoted else "failed")
+        client.set_model_version_tag(name, version, "gate_reason", reason[:5000])
+        client.set_model_version_tag(name, version, "gate_compared_with", current or "none")
+        if promoted:
+            if current is not None and current != version:
+                client.set_registered_model_alias(name, PREVIOUS, current)
+            client.set_registered_model_alias(name, CHAMPION, version)
+            if frozen is None:
+                client.set_registered_model_tag(name, FROZEN_HOLDOUT_TAG, challenger.run_id)
+                decision.frozen_holdout_run_id = challenger.run_id
     log.info("gate %s: %s", "passed" if promoted else "failed", reason)
     return decision
 
 
-def rollback(client: MlflowClient, name: str) -> str:
+def rollback(client: MlflowClient, name: str, *, lock_uri: str = "",
+             lock_dir: Path | None = None) -> str:
     """Point ``champion`` back at ``previous`` (and ``previous`` at the demoted version)."""
-    current = champion_version(client, name)
-    prior = str(client.get_model_version_by_alias(name, PREVIOUS).version)
-    client.set_registered_model_alias(name, CHAMPION, prior)
-    if current is not None:
-        client.set_registered_model_alias(name, PREVIOUS, current)
+    lock_dir = lock_dir or Path(tempfile.gettempdir()) / "flowguard-locks"
+    with promotion_lock(name, lock_uri, lock_dir):
+        current = champion_version(client, name)
+        prior = _alias(client, name, PREVIOUS)
+        if prior is None:
+            raise LookupError(f"{name!r} has no '{PREVIOUS}' version to roll back to")
+        client.set_registered_model_alias(name, CHAMPION, prior)
+        if current is not None:
+            client.set_registered_model_alias(name, PREVIOUS, current)
     log.info("rolled back %s: champion v%s -> v%s", name, current, prior)
     return prior
 

@@ -1,0 +1,188 @@
+"""Training benchmark: time and peak memory of one training run at several sizes, and the
+macro-F1 it reaches on the synthetic week.
+
+Data: the synthetic CICIDS2017 week (``flowguard.synth.generate_week``, published layout)
+read through the real loader (``flowguard.ingest.read_day``); host activity is joined the
+way the feature service does it (the completed clock hour before each flow). The data is
+built once per scale, cached under ``$FLOWGUARD_HOME/bench/`` and not timed; smaller sizes
+are seeded per-class-proportional samples of the larger week.
+
+Timed: :func:`flowguard.training.train_and_log` end to end (split, Optuna search under its
+budget with nested runs, refit, metrics, confusion matrix, model card, ``log_model``) into a
+fresh SQLite MLflow store, each run in its own process so ``ru_maxrss`` is that run's peak.
+Reported per size: median, min and max over the runs of total, tuning and final-fit
+seconds, peak RSS, holdout macro-F1, trials completed, and the load average before and
+after (five helpers share these 2 cores).
+
+    .venv/bin/python benchmarks/bench_training.py --quick
+    .venv/bin/python benchmarks/bench_training.py --sizes 100000 1000000 --runs 3 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+FULL_ROWS = 2_830_743  # the published TrafficLabelling week
+
+
+def build_week(rows: int, cache: Path) -> Path:
+    """The canonical training frame of a synthetic week with about ``rows`` flows."""
+    import pandas as pd
+
+    from flowguard.features import host_activity
+    from flowguard.ingest import read_day
+    from flowguard.schema import HOST_FEATURES
+    from flowguard.synth import WEEK_START, generate_week
+
+    scale = rows / FULL_ROWS
+    out = cache / f"week_{scale:.4f}.parquet"
+    if out.exists():
+        return out
+    landing = cache / f"landing_{scale:.4f}"
+    generate_week(landing, scale=scale, min_per_class=40)
+    days = [read_day(landing, WEEK_START + timedelta(days=d)) for d in range(5)]
+    frame = pd.concat(days, ignore_index=True)
+    frame = frame[(frame["parse_error"] == "") & frame["label"].notna()].drop(
+        columns=["parse_error", "raw_label"])
+    hosts = host_activity(frame)  # stamped at the hour's end: joins flows of the next hour
+    frame["hour"] = frame["event_timestamp"].dt.floor("1h").astype("datetime64[ns, UTC]")
+    frame["src_ip"] = frame["src_ip"].astype("string")
+    frame = frame.merge(hosts.rename(columns={"event_timestamp": "hour"}),
+                        on=["src_ip", "hour"], how="left").drop(columns=["hour"])
+    assert all(c in frame for c in HOST_FEATURES)
+    frame["label"] = frame["label"].astype(str)
+    frame.to_parquet(out, index=False)
+    return out
+
+
+def sample(week: Path, rows: int, out: Path, seed: int = 0) -> Path:
+    import pandas as pd
+
+    frame = pd.read_parquet(week)
+    if rows < len(frame):
+        share = rows / len(frame)
+        frame = pd.concat(
+            g.sample(n=max(min(len(g), 20), int(round(len(g) * share))), random_state=seed)
+            for _, g in frame.groupby("label", sort=True))
+    frame.to_parquet(out, index=False)
+    return out
+
+
+def one_run(path: Path, budget: float, trials: int, n_estimators: int) -> dict:
+    """Child process: one timed training run into a throwaway MLflow store."""
+    import mlflow
+    import pandas as pd
+
+    from flowguard.training import TuningConfig, train_and_log
+
+    rows = len(pd.read_parquet(path, columns=["label"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
+        mlflow.set_registry_uri(f"sqlite:///{tmp}/mlflow.db")
+        mlflow.get_experiment_by_name("warm-up")  # creates the schema outside the timing
+        load_before = os.getloadavg()
+        started = time.perf_counter()
+        result = train_and_log(path, Path(tmp) / "artifacts", "bench", {"trigger_reason": "bench"},
+                               tuning=TuningConfig(budget_seconds=budget, max_trials=trials,
+                                                   n_estimators=n_estimators))
+        total = time.perf_counter() - started
+        run = mlflow.MlflowClient().get_run(result.run_id)
+    return {"rows": rows, "seconds_total": round(total, 2),
+            "seconds_tuning": round(run.data.metrics["tuning_seconds"], 2),
+            "seconds_final_fit": round(run.data.metrics["fit_seconds"], 2),
+            "trials": result.trials, "best_iteration": int(run.data.metrics["best_iteration"]),
+            "macro_f1": round(result.metrics["macro_f1"], 4),
+            "accuracy": round(result.metrics["accuracy"], 4),
+            "log_loss": round(result.metrics["log_loss"], 4),
+            "classes": len(result.classes),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "load_before": [round(x, 2) for x in load_before],
+            "load_after": [round(x, 2) for x in os.getloadavg()]}
+
+
+def summarise(runs: list[dict]) -> dict:
+    out: dict = {"runs": runs, "n_runs": len(runs), "rows": runs[0]["rows"]}
+    for key in ("seconds_total", "seconds_tuning", "seconds_final_fit", "peak_rss_mb",
+                "macro_f1", "trials"):
+        values = [r[key] for r in runs]
+        out[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one small size, seconds")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--runs", type=int, nargs="+", default=[3, 1],
+                        help="runs per size (last value repeats)")
+    parser.add_argument("--budget", type=float, default=60.0, help="tuning budget (s)")
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--n-estimators", type=int, default=300)
+    parser.add_argument("--out", type=Path, default=PROJECT / "benchmarks" / "results" / "training.json")
+    parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.one:
+        print(json.dumps(one_run(args.one, args.budget, args.trials, args.n_estimators)))
+        return 0
+    if args.quick:
+        args.sizes, args.runs, args.budget, args.trials = [20_000], [2], 10.0, 3
+        if args.out.name == "training.json":
+            args.out = args.out.with_name("training_quick.json")
+    home = Path(os.environ.get("FLOWGUARD_HOME", PROJECT / "var"))
+    cache = home / "bench" / "training"
+    cache.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    week = build_week(max(args.sizes), cache)
+    prep = time.perf_counter() - started
+    results = []
+    for i, size in enumerate(sorted(args.sizes)):
+        path = sample(week, size, cache / f"sample_{size}.parquet")
+        runs = []
+        for _ in range(args.runs[min(i, len(args.runs) - 1)]):
+            child = subprocess.run(
+                [sys.executable, __file__, "--one", str(path), "--budget", str(args.budget),
+                 "--trials", str(args.trials), "--n-estimators", str(args.n_estimators)],
+                capture_output=True, text=True, check=False,
+                env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
+                     "OMP_WAIT_POLICY": "PASSIVE"})
+            if child.returncode:
+                sys.stderr.write(child.stderr[-4000:])
+                return child.returncode
+            runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
+            print(f"{size:>9} rows: {runs[-1]}", flush=True)
+        results.append({"size_requested": size, **summarise(runs)})
+        write(args, results, prep)  # after each size: a long size cut short keeps the rest
+    return 0
+
+
+def write(args: argparse.Namespace, results: list[dict], prep: float) -> None:
+    report = {
+        "benchmark": "training", "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]},
+        "settings": {"tuning_budget_s": args.budget, "max_trials": args.trials,
+                     "n_estimators": args.n_estimators, "quick": args.quick,
+                     "data": "synthetic week via ingest.read_day + host activity join",
+                     "data_prep_seconds_untimed": round(prep, 1)},
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
