@@ -2,12 +2,11 @@
 on a PostgreSQL database of this run: workers log runs and models through it and register
 versions in its registry.
 
-It found a defect outside this area: ``flowguard.registry.register`` passes an MLflow 3
+It found a defect, now fixed: ``flowguard.registry.register`` passed an MLflow 3
 ``models:/m-...`` URI as the version's source without ``model_id``. A direct database store
-accepts that, the MLflow server answers 400 (INVALID_PARAMETER_VALUE), so training fails on
-the compose profile until ``register`` passes ``model_id`` (or calls ``mlflow.register_model``).
-The strict xfail below turns into a failure once it is fixed, to be removed then; the test
-after it shows the call that works.
+accepts that, the MLflow server answers 400 (INVALID_PARAMETER_VALUE), so training failed on
+the compose profile. The first test below registers through the server with the package's
+own function.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from mlflow.exceptions import RestException
 
 from tests.services import pg_databases, pg_query, pg_url
 
@@ -122,14 +120,13 @@ def _log_tiny_model(server: dict, run_name: str):
     return run, info, x
 
 
-@pytest.mark.xfail(strict=True, raises=RestException,
-                   reason="flowguard.registry.register omits model_id; the MLflow server "
-                          "rejects a models:/m-... source without it")
 def test_package_register_through_the_server(server: dict) -> None:
     from flowguard.registry import register
 
     run, info, _ = _log_tiny_model(server, "package-register")
-    register(server["client"], MODEL + "-pkg", info.model_uri, run.info.run_id)
+    version = register(server["client"], MODEL + "-pkg", info.model_uri, run.info.run_id)
+    stored = server["client"].get_model_version(MODEL + "-pkg", version)
+    assert stored.run_id == run.info.run_id and stored.model_id == info.model_id
 
 
 def test_register_alias_and_load_through_the_server(server: dict) -> None:

@@ -158,7 +158,11 @@ def register(client: MlflowClient, name: str, model_uri: str, run_id: str,
                                            "(CICIDS2017 taxonomy), XGBoost on Feast features.")
         except mlflow.exceptions.MlflowException:  # a concurrent run created it meanwhile
             client.get_registered_model(name)
-    version = client.create_model_version(name, model_uri, run_id=run_id, description=description)
+    # MLflow 3 logged models are addressed as models:/m-<id>; the tracking server (unlike a
+    # direct database store) rejects such a source unless model_id comes with it.
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+    version = client.create_model_version(name, model_uri, run_id=run_id, description=description,
+                                          model_id=model_id)
     log.info("registered %s version %s from run %s", name, version.version, run_id)
     return str(version.version)
 
