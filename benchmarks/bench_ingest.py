@@ -143,7 +143,7 @@ def main() -> int:
     parser.add_argument("--modes", nargs="+", default=["parse", "validate"],
                         choices=["parse", "validate"])
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: tmp)")
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--output", "--out", dest="output", type=Path, default=RESULTS)
     args = parser.parse_args()
     sizes = [20_000] if args.quick else args.sizes
     work = args.work or Path(tempfile.mkdtemp(prefix="flowguard-bench-ingest-"))
@@ -162,7 +162,8 @@ def main() -> int:
         "quick": args.quick,
         "sizes": [results[k] for k in sorted(results)],
     }
-    output = args.output if not args.quick else args.output.with_name("ingest-quick.json")
+    output = (args.output.with_name("ingest-quick.json") if args.quick and args.output == RESULTS
+              else args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {output}")

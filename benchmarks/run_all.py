@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/run_all.py --quick    # every benchmark at its quick size
 
 Each ``benchmarks/bench_<area>.py`` is run in its own process (so peak-memory figures do not
-leak between benchmarks) and writes ``benchmarks/results/<area>.json``; this script adds the
+leak between benchmarks) with ``--out benchmarks/results/<area>[-quick].json``; this script adds the
 end-to-end demo (full mode), collects everything into ``benchmarks/results/summary.json`` and
 renders ``benchmarks/RESULTS.md``, which it also copies into the README between the
 ``<!-- benchmarks:start -->`` / ``<!-- benchmarks:end -->`` markers.
@@ -44,9 +44,10 @@ def machine() -> dict[str, Any]:
 def run_script(script: Path, quick: bool, timeout: float) -> dict[str, Any]:
     """Run one benchmark script; return its own JSON plus how the run went."""
     area = script.stem.removeprefix("bench_")
-    target = RESULTS / f"{area}.json"
+    # Quick results go beside the full ones, never over them.
+    target = RESULTS / (f"{area}-quick.json" if quick else f"{area}.json")
     started = time.time()
-    cmd = [sys.executable, str(script)] + (["--quick"] if quick else [])
+    cmd = [sys.executable, str(script), "--out", str(target)] + (["--quick"] if quick else [])
     print(f"== {area}: {' '.join(cmd[1:])}", flush=True)
     try:
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
