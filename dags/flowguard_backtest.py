@@ -27,7 +27,7 @@ from flowguard.dag_common import default_args
     max_active_runs=1,
     doc_md=__doc__,
     tags=["flowguard", "backtest", "drift"],
-    default_args=default_args(retries=0),
+    default_args=default_args(retries=1),
     params={
         "landing_dir": Param("", type="string", title="Landing folder",
                              description="Daily CSVs to replay; empty = generate the synthetic week."),

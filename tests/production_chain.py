@@ -68,7 +68,11 @@ def main(out: Path) -> int:
     flows = pd.read_parquet(partition_path(get_settings().flows_source, _day(6).date()))
     hosts = pd.read_parquet(partition_path(get_settings().lake_dir / "hosts", _day(6).date()))
     flow = flows[flows["src_ip"].isin(set(hosts["src_ip"]))].iloc[0]
-    record_in = {**{c: float(flow[c]) for c in FEATURE_COLUMNS}, "src_ip": str(flow["src_ip"])}
+    # The online store keeps each host's newest window; a flow arriving a minute after it is
+    # what serving sees live (an older flow time would, correctly, find no fresh window).
+    newest = pd.Timestamp(hosts.loc[hosts["src_ip"] == flow["src_ip"], "event_timestamp"].max())
+    record_in = {**{c: float(flow[c]) for c in FEATURE_COLUMNS}, "src_ip": str(flow["src_ip"]),
+                 "event_timestamp": (newest + pd.Timedelta(minutes=1)).isoformat()}
     result["scored"] = json.loads(json.dumps(score_records([record_in])[0], default=str))
     out.write_text(json.dumps(result, indent=2))
     return 0

@@ -336,6 +336,8 @@ def run_backtest(landing_dir: Path | None, out_dir: Path, *, scale: float = 0.01
             "p_val": p_val, "n_permutations": n_permutations, "policies": list(policies)}
     records: list[DayRecord] = []
     started = time.perf_counter()
+    # A rerun (an Airflow retry) starts from empty homes, so it gives the same result.
+    shutil.rmtree(out_dir / "homes", ignore_errors=True)
     data_home = out_dir / "homes" / "data"
     meta["ingest_seconds"] = ingest_all(landing_dir, data_home)
     days = [date.fromisoformat(d) for d in meta["ingest_seconds"]]

@@ -6,6 +6,7 @@ modules. The DAG files only wire these together.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -36,8 +37,17 @@ def _mlflow(settings: Settings) -> Any:
     import mlflow
 
     (settings.home / "mlflow").mkdir(parents=True, exist_ok=True)
+    # mlflow.set_*_uri also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into os.environ,
+    # which get_settings() reads as configuration: a process that later points FLOWGUARD_HOME
+    # elsewhere (the backtest's homes, tests) would keep writing to the first home's store.
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     return mlflow.MlflowClient()
 
 
