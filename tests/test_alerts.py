@@ -8,12 +8,12 @@ import socket
 import threading
 import warnings
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
 from flowguard import alerts
 from flowguard.alerts import drift_alert, flush_spool, send_alert
+from tests.receivers import serve_webhook
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -27,27 +27,9 @@ def _own_spool(home, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(alerts, "BACKOFF_SECONDS", 0.01)
 
 
-def _serve_webhook(port: int = 0) -> tuple[HTTPServer, list[dict]]:
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server API
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, received
-
-
 @pytest.fixture
 def webhook() -> Iterator[tuple[int, list[dict]]]:
-    server, received = _serve_webhook()
+    server, received = serve_webhook()
     yield server.server_port, received
     server.shutdown()
     server.server_close()
@@ -129,7 +111,7 @@ def test_receiver_down_then_up_delivers_everything_in_order(monkeypatch: pytest.
     assert send_alert("first", "while down")["slack"].startswith("spooled:")
     assert send_alert("second", "still down")["slack"].startswith("spooled:")
     assert flush_spool() == {"delivered": 0, "pending": 2}  # still down: kept, not dropped
-    server, posts = _serve_webhook(port)  # the receiver comes back
+    server, posts = serve_webhook(port)  # the receiver comes back
     try:
         assert send_alert("third", "after recovery") == {"slack": "sent"}
         texts = [p["text"] for p in posts]

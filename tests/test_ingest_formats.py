@@ -19,20 +19,9 @@ from flowguard.schema import (
     UNSW_NB15_SET_COLUMNS,
     canonical_unsw_category,
 )
+from tests.receivers import cic_row
 
 MONDAY = date(2017, 7, 3)
-
-
-def _cic_row(**overrides: object) -> dict[str, object]:
-    row: dict[str, object] = {h: 1 for h in TRAFFIC_LABELLING_HEADERS}
-    row.update({"Flow ID": "a-b-1-2-6", "Source IP": "192.168.10.5", "Destination IP": "1.2.3.4",
-                "Source Port": 50000, "Destination Port": 443, "Protocol": 6,
-                "Timestamp": "3/7/2017 9:15:00", "Flow Duration": 2_000_000,
-                "Total Fwd Packets": 3, "Total Backward Packets": 1,
-                "Total Length of Fwd Packets": 300, "Total Length of Bwd Packets": 100,
-                "Flow Bytes/s": 200.0, "Flow Packets/s": 2.0, "Label": "BENIGN"})
-    row.update(overrides)
-    return row
 
 
 def _cic_lines(rows: list[dict[str, object]], headers: list[str] = TRAFFIC_LABELLING_HEADERS
@@ -66,11 +55,11 @@ def _unsw_raw_lines(rows: list[dict[str, object]]) -> list[str]:
 
 def test_timestamp_formats_and_latin1_bytes(tmp_path: Path) -> None:
     rows = [
-        _cic_row(**{"Timestamp": "03/07/2017 08:55:58"}),  # zero-padded, seconds
-        _cic_row(**{"Timestamp": "3/7/2017 1:05"}),  # no seconds, 12-hour clock: 13:05
-        _cic_row(**{"Timestamp": "3/7/2017 01:05:00 PM"}),  # explicit AM/PM
-        _cic_row(**{"Timestamp": "2017-07-03 16:00:00"}),  # ISO, 24-hour
-        _cic_row(**{"Flow ID": "caf\xe9-\xb5", "Label": "Web Attack \x96 Brute Force"}),
+        cic_row(**{"Timestamp": "03/07/2017 08:55:58"}),  # zero-padded, seconds
+        cic_row(**{"Timestamp": "3/7/2017 1:05"}),  # no seconds, 12-hour clock: 13:05
+        cic_row(**{"Timestamp": "3/7/2017 01:05:00 PM"}),  # explicit AM/PM
+        cic_row(**{"Timestamp": "2017-07-03 16:00:00"}),  # ISO, 24-hour
+        cic_row(**{"Flow ID": "caf\xe9-\xb5", "Label": "Web Attack \x96 Brute Force"}),
     ]
     path = _write(tmp_path / "Monday-WorkingHours.pcap_ISCX.csv", _cic_lines(rows),
                   encoding="latin-1")
@@ -84,7 +73,7 @@ def test_timestamp_formats_and_latin1_bytes(tmp_path: Path) -> None:
 
 
 def test_negative_durations_iat_and_windows_are_kept(tmp_path: Path) -> None:
-    row = _cic_row(**{"Flow Duration": -1, "Flow IAT Min": -12, "Init_Win_bytes_forward": -1,
+    row = cic_row(**{"Flow Duration": -1, "Flow IAT Min": -12, "Init_Win_bytes_forward": -1,
                       "Flow Bytes/s": "Infinity", "Flow Packets/s": ""})
     frame = read_landing_file(_write(tmp_path / "Monday.csv", _cic_lines([row])), MONDAY, 0)
     assert frame.loc[0, "flow_duration"] == -1 and frame.loc[0, "init_fwd_win_byts"] == -1
@@ -93,7 +82,7 @@ def test_negative_durations_iat_and_windows_are_kept(tmp_path: Path) -> None:
 
 
 def test_exact_duplicates_quarantined_where_rows_have_identity(tmp_path: Path) -> None:
-    rows = [_cic_row(), _cic_row(**{"Source Port": 50001}), _cic_row()]
+    rows = [cic_row(), cic_row(**{"Source Port": 50001}), cic_row()]
     frame = read_landing_file(_write(tmp_path / "Monday.csv", _cic_lines(rows)), MONDAY, 0)
     assert frame["parse_error"].tolist() == ["", "", "exact duplicate of line 2"]
     # Without identifiers, identical rows are distinct flows: kept.
@@ -104,7 +93,7 @@ def test_exact_duplicates_quarantined_where_rows_have_identity(tmp_path: Path) -
 
 
 def test_chunking_gives_the_same_rows_as_one_read(tmp_path: Path) -> None:
-    rows = [_cic_row(**{"Source Port": 40000 + i, "Flow Duration": 1000 + i}) for i in range(23)]
+    rows = [cic_row(**{"Source Port": 40000 + i, "Flow Duration": 1000 + i}) for i in range(23)]
     lines = _cic_lines(rows)
     lines.insert(9, "," * 84)  # an empty row in the middle, and a bad line
     lines.insert(15, "1,2,3")
@@ -147,8 +136,8 @@ def test_header_only_file(tmp_path: Path) -> None:
 
 
 def test_bad_lines_become_rows_with_reasons(tmp_path: Path) -> None:
-    good = _cic_lines([_cic_row()])[1]
-    lines = _cic_lines([_cic_row(**{"Source Port": 1})])
+    good = _cic_lines([cic_row()])[1]
+    lines = _cic_lines([cic_row(**{"Source Port": 1})])
     lines += [
         good + ",extra",  # extra field
         ",".join(good.split(",")[:40]),  # missing fields (not at the end of the file)
@@ -174,7 +163,7 @@ def test_bad_lines_become_rows_with_reasons(tmp_path: Path) -> None:
 
 
 def test_quoted_fields_are_counted_as_csv(tmp_path: Path) -> None:
-    row = _cic_row(**{"Flow ID": '"a,b"'})
+    row = cic_row(**{"Flow ID": '"a,b"'})
     frame = read_landing_file(_write(tmp_path / "Monday.csv", _cic_lines([row])), MONDAY, 0)
     assert frame.loc[0, "flow_id"] == "a,b" and frame.loc[0, "parse_error"] == ""
 
@@ -273,8 +262,8 @@ def test_validate_folder_of_mixed_layouts(tmp_path: Path, home: Path) -> None:
         + [_unsw_raw_row(sbytes=-5), _unsw_raw_row(attack_cat="Spam", Label=1)]))
     _unsw_set(land / "UNSW_NB15_testing-set.csv",
               [{"attack_cat": " Reconnaissance ", "label": 1}] * 5 + [{"dur": -1, "label": 0}])
-    cic = [_cic_row(**{"Source Port": 40000 + i}) for i in range(20)]
-    cic.append(_cic_row(**{"Total Fwd Packets": -1}))
+    cic = [cic_row(**{"Source Port": 40000 + i}) for i in range(20)]
+    cic.append(cic_row(**{"Total Fwd Packets": -1}))
     _write(land / "Monday-WorkingHours.pcap_ISCX.csv", _cic_lines(cic) + ["," * 84])
     (land / "Tuesday-broken.csv").write_bytes(b"")
     report = validate_path(land, tmp_path / "out", home / "gx", chunk_rows=8)
@@ -302,7 +291,7 @@ def test_validate_folder_of_mixed_layouts(tmp_path: Path, home: Path) -> None:
 def test_validate_rejects_a_file_whose_labels_are_foreign(tmp_path: Path, home: Path) -> None:
     from flowguard.batch import validate_path
 
-    rows = [_cic_row(**{"Source Port": 40000 + i, "Label": "Ransomware"}) for i in range(10)]
+    rows = [cic_row(**{"Source Port": 40000 + i, "Label": "Ransomware"}) for i in range(10)]
     path = _write(tmp_path / "Monday.csv", _cic_lines(rows))
     report = validate_path(path, tmp_path / "out", home / "gx")
     assert report["files_failed"] == 1
@@ -314,7 +303,7 @@ def test_validate_rejects_a_file_whose_labels_are_foreign(tmp_path: Path, home: 
 def test_cli_validate_json(tmp_path: Path, home: Path, capsys: pytest.CaptureFixture) -> None:
     from flowguard.cli import main
 
-    path = _write(tmp_path / "Monday.csv", _cic_lines([_cic_row(), _cic_row()]))
+    path = _write(tmp_path / "Monday.csv", _cic_lines([cic_row(), cic_row()]))
     assert main(["validate", str(path), "--out", str(tmp_path / "out"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["rows_in"], report["rows_valid"], report["rows_quarantined"]) == (2, 1, 1)

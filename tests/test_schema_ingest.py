@@ -14,6 +14,7 @@ from flowguard.schema import (
     TRAFFIC_LABELLING_HEADERS,
     canonical_label,
 )
+from tests.receivers import cic_row
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -52,17 +53,6 @@ def test_canonical_columns_names_the_file_and_column() -> None:
         canonical_columns(TRAFFIC_LABELLING_HEADERS[:20], Path("x.csv"))
 
 
-def _row(**overrides: object) -> dict[str, object]:
-    row: dict[str, object] = {h: 1 for h in TRAFFIC_LABELLING_HEADERS}
-    row.update({"Flow ID": "a-b-1-2-6", "Source IP": "192.168.10.5", "Destination IP": "1.2.3.4",
-                "Timestamp": "3/7/2017 9:15:00", "Flow Duration": 2_000_000,
-                "Total Fwd Packets": 3, "Total Backward Packets": 1,
-                "Total Length of Fwd Packets": 300, "Total Length of Bwd Packets": 100,
-                "Flow Bytes/s": 200.0, "Flow Packets/s": 2.0, "Label": "BENIGN"})
-    row.update(overrides)
-    return row
-
-
 def _write(path: Path, rows: list[dict[str, object]], trailing_blank: bool = False) -> Path:
     lines = [",".join(f" {h}" if i else h for i, h in enumerate(TRAFFIC_LABELLING_HEADERS))]
     for row in rows:
@@ -75,11 +65,11 @@ def _write(path: Path, rows: list[dict[str, object]], trailing_blank: bool = Fal
 
 def test_read_landing_file_quirks(tmp_path: Path) -> None:
     rows = [
-        _row(),
-        _row(**{"Flow Bytes/s": "Infinity", "Flow Packets/s": "NaN"}),  # repairable
-        _row(**{"Flow Duration": 0, "Flow Bytes/s": "Infinity"}),  # not repairable
-        _row(**{"Timestamp": "3/7/2017 2:30", "Label": "Web Attack – XSS"}),  # 2:30 PM
-        _row(**{"Flow IAT Mean": "n/a"}),
+        cic_row(),
+        cic_row(**{"Flow Bytes/s": "Infinity", "Flow Packets/s": "NaN"}),  # repairable
+        cic_row(**{"Flow Duration": 0, "Flow Bytes/s": "Infinity"}),  # not repairable
+        cic_row(**{"Timestamp": "3/7/2017 2:30", "Label": "Web Attack – XSS"}),  # 2:30 PM
+        cic_row(**{"Flow IAT Mean": "n/a"}),
     ]
     frame = read_landing_file(_write(tmp_path / "Monday.csv", rows, trailing_blank=True),
                               date(2017, 7, 3), file_index=1)
@@ -99,7 +89,7 @@ def test_read_landing_file_quirks(tmp_path: Path) -> None:
 
 def test_read_machine_learning_cve_layout_imputes_times(tmp_path: Path) -> None:
     path = tmp_path / "Tuesday-WorkingHours.pcap_ISCX.csv"
-    frame = pd.DataFrame([_row()] * 3)[MACHINE_LEARNING_CVE_HEADERS]
+    frame = pd.DataFrame([cic_row()] * 3)[MACHINE_LEARNING_CVE_HEADERS]
     frame.columns = [f" {h}" for h in MACHINE_LEARNING_CVE_HEADERS]
     frame.to_csv(path, index=False)
     out = read_landing_file(path, date(2017, 7, 4), 0)

@@ -11,7 +11,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import date
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from flowguard.lineage import trigger_info
 from flowguard.registry import GatePolicy, compare
 from flowguard.schema import FEATURE_COLUMNS, HOST_FEATURES
 from flowguard.training import TuningConfig, class_weights, time_aware_split
+from tests.receivers import serve_webhook
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 FAST = TuningConfig(budget_seconds=120, max_trials=2, n_estimators=40)
@@ -168,20 +168,7 @@ def backend(request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.Monk
 @pytest.fixture
 def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict]]:
     """A local Slack-webhook receiver wired in as the ``flowguard_slack`` connection."""
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server API
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server, received = serve_webhook()
     monkeypatch.setenv("AIRFLOW_CONN_FLOWGUARD_SLACK", json.dumps({
         "conn_type": "slackwebhook", "host": f"http://127.0.0.1:{server.server_port}",
         "password": "/services/T000/B000/XXXX"}))
