@@ -200,7 +200,9 @@ def test_cooldown_ledger_under_concurrent_runs(tmp_path: Path) -> None:
     import multiprocessing
 
     ledger = tmp_path / "triggers.json"
-    with multiprocessing.get_context("fork").Pool(4) as pool:
+    # spawn, not fork: forking this many-threaded test process (Airflow, MLflow, GX threads)
+    # can copy a held lock into a worker, which then waits forever (seen once in CI).
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
         results = pool.starmap(retrain_decision,
                                [(ledger, "2017-07-07", "1", True, 2, f"r{i}") for i in range(8)])
     assert sum(r["retrain"] for r in results) == 1
