@@ -4,7 +4,8 @@
 Replays a week of flows day by day (the synthetic week by default, or a landing folder of
 real CICIDS2017 files) through the pipeline's own functions, in a throwaway home per policy:
 `static` (train once after the warm-up), `drift` (retrain when monitoring says drift) and
-`always` (retrain daily). Records each day's detector p-values, decisions, retrains and the
+`always` (retrain daily), optionally with controlled shifts injected from a given day on
+(the `shifts` Param). Records each day's detector p-values, decisions, retrains and the
 serving model's macro-F1 / per-class recall, plus the compute each policy spent; writes a
 JSON/CSV table, a PNG and an HTML page, and logs them to the MLflow experiment
 `flowguard-backtest`.
@@ -41,6 +42,12 @@ from flowguard.dag_common import default_args
                              description="Days the first model trains on."),
         "sample_size": Param(1000, type="integer", minimum=100, maximum=20000,
                              title="Monitoring sample size"),
+        "shifts": Param([], type="array", items={"type": "string",
+                                                 "pattern": "^[a-z_]+(:[^@]*)?@\\d{4}-\\d{2}-\\d{2}$"},
+                        title="Injected shifts",
+                        description="Controlled shifts applied from their day on, e.g. "
+                                    "byte_scale:factor=2@2017-07-05 or "
+                                    "new_class:label=PortScan,share=0.05@2017-07-05."),
     },
 )
 def flowguard_backtest() -> None:
@@ -57,7 +64,8 @@ def flowguard_backtest() -> None:
                               scale=float(params["scale"]), seed=int(params["seed"]),
                               policies=tuple(params["policies"]),
                               warmup_days=int(params["warmup_days"]),
-                              sample_size=int(params["sample_size"]))
+                              sample_size=int(params["sample_size"]),
+                              shifts=list(params["shifts"]))
         return {"summary": result["summary"], "paths": result["paths"]}
 
     replay()

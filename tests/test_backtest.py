@@ -73,3 +73,74 @@ def test_outputs_are_written_and_logged(backtest: dict) -> None:
     assert "drift.retrains" in run.data.metrics
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert {"backtest.json", "backtest.csv", "backtest.png", "backtest.html"} <= artifacts
+
+
+def test_shift_specs_are_parsed_or_rejected_with_the_spec_named() -> None:
+    from datetime import date
+
+    from flowguard.backtest import ShiftSpec
+    from flowguard.shifts import ShiftError
+
+    spec = ShiftSpec.parse("new_class:label=PortScan,share=0.05@2017-07-05")
+    assert (spec.kind, spec.params, spec.start) == (
+        "new_class", {"label": "PortScan", "share": 0.05}, date(2017, 7, 5))
+    assert ShiftSpec.parse("class_mix:BENIGN=0.5@2017-07-05").params == {
+        "weights": {"BENIGN": 0.5}}
+    for bad in ("byte_scale:factor=2", "warp:factor=2@2017-07-05", "byte_scale:2@2017-07-05",
+                "byte_scale@2017-13-01"):
+        with pytest.raises(ShiftError, match="shift"):
+            ShiftSpec.parse(bad)
+
+
+def test_injected_shifts_change_the_day_and_later_days_and_their_host_windows(
+        backtest: dict, tmp_path: Path) -> None:
+    import shutil
+    from datetime import date
+
+    from flowguard.backtest import ShiftSpec, inject_shifts
+    from flowguard.features import partition_path
+    from flowguard.shifts import ShiftError
+
+    source = Path(backtest["paths"]["json"]).parent / "homes" / "data"
+    home = tmp_path / "data"
+    shutil.copytree(source / "lake", home / "lake")
+    days = [date(2017, 7, 3), date(2017, 7, 4), date(2017, 7, 5)]
+    lake = home / "lake"
+
+    def read(table: str, day: date) -> pd.DataFrame:
+        return pd.read_parquet(partition_path(lake / table, day))
+
+    before = {d: read("flows", d) for d in days}
+    hosts_before = read("hosts", days[2])
+    changes = inject_shifts(home, days, [
+        ShiftSpec.parse("new_class:label=PortScan,share=0.1@2017-07-04"),
+        ShiftSpec.parse("byte_scale:factor=3@2017-07-05")])
+    assert [c["day"] for c in changes] == ["2017-07-04", "2017-07-05"]
+    pd.testing.assert_frame_equal(read("flows", days[0]), before[days[0]])  # before the shift
+    tuesday, wednesday = read("flows", days[1]), read("flows", days[2])
+    for day, shifted in ((days[1], tuesday), (days[2], wednesday)):
+        # PortScan (a Friday class, never in these days) is 10 % of each shifted day, borrowed
+        # rows get identities of their own, every original row is still there.
+        assert shifted["label"].eq("PortScan").mean() == pytest.approx(0.1, abs=0.01)
+        assert shifted["flow_uid"].is_unique and (shifted["flow_uid"] < 0).sum() == (
+            shifted["label"] == "PortScan").sum()
+        assert set(before[day]["flow_uid"]) <= set(shifted["flow_uid"])
+        assert shifted.dtypes.equals(before[day].dtypes)
+        new = shifted[shifted["flow_uid"] < 0]
+        assert new["event_timestamp"].dt.date.eq(day).all()
+        assert new["source_file"].str.startswith("shift:new_class").all()
+    assert not tuesday["flow_uid"].isin(wednesday["flow_uid"]).any()
+    # Byte counters tripled on Wednesday only, and the host windows were rebuilt from them.
+    kept = wednesday.set_index("flow_uid").loc[before[days[2]]["flow_uid"]]
+    assert (kept["totlen_fwd_pkts"].to_numpy()
+            == pytest.approx(3 * before[days[2]]["totlen_fwd_pkts"].to_numpy()))
+    hosts_after = read("hosts", days[2])
+    noon = pd.Timestamp("2017-07-05 12:00", tz="UTC")
+    pair = (hosts_before[hosts_before["event_timestamp"] == noon]
+            .merge(hosts_after, on=["src_ip", "event_timestamp"], suffixes=("_0", "_1")))
+    only_old = pair[pair["host_flows_1h_0"] == pair["host_flows_1h_1"]]  # no PortScan added
+    assert len(only_old) > 0
+    assert only_old["host_bytes_1h_1"].to_numpy() == pytest.approx(
+        3 * only_old["host_bytes_1h_0"].to_numpy())
+    with pytest.raises(ShiftError, match="not replayed"):
+        inject_shifts(home, days, [ShiftSpec.parse("byte_scale:factor=2@2017-07-09")])

@@ -14,6 +14,15 @@ Protocol per day ``d`` after the warm-up (labels of a day are known once the day
 ingest and validate ``d``; score ``d``'s labelled flows with the serving ``champion``
 (macro-F1, per-class recall); run the monitoring check of ``d``; then, if the policy says
 so, train on the window ending with ``d`` and gate it; a promoted model serves ``d + 1``.
+
+Injected shifts (``shifts=["byte_scale:factor=2@2017-07-06", ...]``) answer the same question
+for a change the dataset does not contain: each spec is a :mod:`flowguard.shifts` kind with its
+parameters, applied to the validated flows of its day *and every later day* (a collector that
+starts counting headers, or a new attack campaign, does not go away overnight). The shift is
+applied once, to the shared ingested data before any policy replays it, and the day's host
+windows are recomputed from the shifted flows, so host features stay consistent with them.
+Spec grammar: ``KIND[:key=value[,key=value...]]@YYYY-MM-DD``; for ``class_mix`` every
+``key=value`` is a class share (``class_mix:BENIGN=0.5@2017-07-06``).
 """
 
 from __future__ import annotations
@@ -36,6 +45,43 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 POLICIES = ("static", "drift", "always")
+
+
+@dataclass(frozen=True)
+class ShiftSpec:
+    """A controlled shift injected into the replay from ``start`` on (see the docstring)."""
+
+    kind: str
+    params: dict[str, Any]
+    start: date
+    spec: str
+
+    @classmethod
+    def parse(cls, spec: str) -> ShiftSpec:
+        from flowguard.shifts import KINDS, ShiftError
+
+        body, sep, day = spec.strip().rpartition("@")
+        if not sep or not body:
+            raise ShiftError(f"shift {spec!r}: expected KIND[:key=value,...]@YYYY-MM-DD")
+        try:
+            start = date.fromisoformat(day)
+        except ValueError:
+            raise ShiftError(f"shift {spec!r}: {day!r} is not a YYYY-MM-DD day") from None
+        kind, _, args = body.partition(":")
+        if kind not in KINDS:
+            raise ShiftError(f"shift {spec!r}: unknown kind {kind!r}; one of {KINDS}")
+        params: dict[str, Any] = {}
+        for item in filter(None, (a.strip() for a in args.split(","))):
+            key, eq, value = item.partition("=")
+            if not eq or not key:
+                raise ShiftError(f"shift {spec!r}: {item!r} is not key=value")
+            try:
+                params[key] = float(value)
+            except ValueError:
+                params[key] = value
+        if kind == "class_mix":
+            params = {"weights": params}
+        return cls(kind, params, start, spec.strip())
 
 
 @dataclass
@@ -151,6 +197,88 @@ def ingest_all(landing_dir: Path, data_home: Path) -> dict[str, float]:
                               run_name=f"backtest-{day.isoformat()}")
             seconds[day.isoformat()] = round(time.perf_counter() - started, 2)
     return seconds
+
+
+def _shift_pool(data_home: Path, days: list[date], label: str) -> pd.DataFrame | None:
+    """Validated rows of ``label`` from any ingested day (a new class borrowed from later in
+    the week keeps its real addresses and ports); None when the dataset never has it."""
+    from flowguard.features import partition_path
+
+    frames = []
+    for day in days:
+        flows = pd.read_parquet(partition_path(data_home / "lake" / "flows", day))
+        frames.append(flows[flows["label"] == label])
+    pool = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return pool if len(pool) else None
+
+
+def inject_shifts(data_home: Path, days: list[date], shifts: list[ShiftSpec],
+                  seed: int = 0) -> list[dict[str, Any]]:
+    """Apply ``shifts`` to the ingested flows in ``data_home`` (each from its day on), then
+    rebuild those days' host windows from the shifted flows. Returns what changed per day."""
+    import numpy as np
+
+    from flowguard.features import partition_path, write_host_activity, write_partition
+    from flowguard.ingest import uid_base
+    from flowguard.schema import FEATURE_COLUMNS, as_utc
+    from flowguard.shifts import ShiftError, apply_shift, synthetic_rows
+
+    unknown = [s.spec for s in shifts if s.start not in days]
+    if unknown:
+        raise ShiftError(f"shifts {unknown} start on a day that is not replayed "
+                         f"({', '.join(d.isoformat() for d in days)})")
+    flows_root, hosts_root = data_home / "lake" / "flows", data_home / "lake" / "hosts"
+    rng = np.random.default_rng(seed)
+    pools = {s.params["label"]: _shift_pool(data_home, days, s.params["label"])
+             for s in shifts if s.kind == "new_class" and "label" in s.params}
+    changes, injected = [], 1
+    for day in days:  # in order: a day's host windows read the previous day's shifted flows
+        active = [s for s in shifts if s.start <= day]
+        if not active:
+            continue
+        path = partition_path(flows_root, day)
+        flows = pd.read_parquet(path)
+        rows_before = len(flows)
+        for shift in active:
+            params = dict(shift.params)
+            if shift.kind == "new_class":
+                label = params.get("label")
+                pool = pools.get(label)
+                if pool is None:  # never in the data: the generator's profile of the class
+                    pool = synthetic_rows(label, max(1, len(flows)), rng, day)
+                    donors = flows.iloc[rng.integers(0, len(flows), len(pool))]
+                    pool = pd.concat([donors.drop(columns=[*FEATURE_COLUMNS, "label"])
+                                      .reset_index(drop=True), pool.reset_index(drop=True)],
+                                     axis=1)
+                # Stamped inside this day: timestamps drawn from the day's own flows.
+                pool = pool.assign(event_timestamp=flows["event_timestamp"].to_numpy()[
+                    rng.integers(0, len(flows), len(pool))])
+                # New rows get identities of their own (the flows view is keyed on flow_uid):
+                # negative uids of the day, which the loader never produces; their source
+                # says where they came from.
+                pool["flow_uid"] = -(uid_base(day, 0) + injected + np.arange(len(pool)))
+                injected += len(pool)
+                pool["source_file"] = f"shift:{shift.spec}"
+                params["pool"] = pool
+            try:
+                flows = apply_shift(flows, shift.kind, rng, **params)
+            except (KeyError, TypeError) as exc:
+                raise ShiftError(f"shift {shift.spec!r}: missing or wrong parameter ({exc})"
+                                 ) from None
+        for col in ("src_ip", "dst_ip", "flow_id", "label", "source_file"):
+            if col in flows and flows[col].dtype != "string":
+                flows[col] = flows[col].astype("string")
+        flows["event_timestamp"] = flows["event_timestamp"].astype("datetime64[ns, UTC]")
+        flows = flows.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+        write_partition(flows, flows_root, day)
+        ingested_at = as_utc(pd.Timestamp(flows["ingested_at"].iloc[0]))
+        write_host_activity(flows, hosts_root, day, ingested_at, flows_root=flows_root)
+        changes.append({"day": day.isoformat(), "shifts": [s.spec for s in active],
+                        "rows_before": rows_before, "rows_after": len(flows),
+                        "label_counts": flows["label"].value_counts().to_dict()})
+        log.info("backtest: shifted %s with %s: %d -> %d rows", day, [s.spec for s in active],
+                 rows_before, len(flows))
+    return changes
 
 
 def _release_day(data_home: Path, home: Path, day: date) -> None:
@@ -322,10 +450,13 @@ def write_outputs(records: list[DayRecord], summary: dict[str, Any], out_dir: Pa
 def run_backtest(landing_dir: Path | None, out_dir: Path, *, scale: float = 0.01, seed: int = 7,
                  policies: tuple[str, ...] = POLICIES, warmup_days: int = 2,
                  window_days: int = 7, sample_size: int = 1000, p_val: float = 0.05,
-                 n_permutations: int = 100, log_to_mlflow: bool = True) -> dict[str, Any]:
-    """Replay ``landing_dir`` (a synthetic week when None) under ``policies``."""
+                 n_permutations: int = 100, log_to_mlflow: bool = True,
+                 shifts: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Replay ``landing_dir`` (a synthetic week when None) under ``policies``, with the
+    controlled ``shifts`` (specs, see the module docstring) injected."""
     from flowguard.synth import generate_week
 
+    specs = [ShiftSpec.parse(s) for s in shifts]  # a bad spec fails before any work
     out_dir = Path(out_dir).resolve()
     if landing_dir is None:
         landing_dir = out_dir / "landing"
@@ -333,7 +464,8 @@ def run_backtest(landing_dir: Path | None, out_dir: Path, *, scale: float = 0.01
     landing_dir = Path(landing_dir).resolve()
     meta = {"landing_dir": str(landing_dir), "scale": scale, "seed": seed,
             "warmup_days": warmup_days, "window_days": window_days, "sample_size": sample_size,
-            "p_val": p_val, "n_permutations": n_permutations, "policies": list(policies)}
+            "p_val": p_val, "n_permutations": n_permutations, "policies": list(policies),
+            "shifts": [s.spec for s in specs]}
     records: list[DayRecord] = []
     started = time.perf_counter()
     # A rerun (an Airflow retry) starts from empty homes, so it gives the same result.
@@ -341,6 +473,8 @@ def run_backtest(landing_dir: Path | None, out_dir: Path, *, scale: float = 0.01
     data_home = out_dir / "homes" / "data"
     meta["ingest_seconds"] = ingest_all(landing_dir, data_home)
     days = [date.fromisoformat(d) for d in meta["ingest_seconds"]]
+    if specs:
+        meta["shifted"] = inject_shifts(data_home, days, specs, seed=seed)
     for policy in policies:
         records += replay_policy(policy, data_home, out_dir / "homes" / policy, days,
                                  warmup_days=warmup_days, window_days=window_days,
@@ -367,7 +501,7 @@ def _log_to_mlflow(summary: dict[str, Any], meta: dict[str, Any], paths: dict[st
     experiment = ensure_experiment("flowguard-backtest",
                                    settings.home / "mlflow" / "artifacts" / "flowguard-backtest")
     with mlflow.start_run(experiment_id=experiment, run_name="backtest") as run:
-        mlflow.log_params({k: v for k, v in meta.items() if k != "landing_dir"})
+        mlflow.log_params({k: v for k, v in meta.items() if k not in {"landing_dir", "shifted"}})
         mlflow.set_tag("landing_dir", meta["landing_dir"])
         for policy, values in summary.items():
             mlflow.log_metrics({f"{policy}.{k}": float(v) for k, v in values.items()})

@@ -48,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     bt.add_argument("--policies", default="static,drift,always")
     bt.add_argument("--warmup-days", type=int, default=2)
     bt.add_argument("--sample-size", type=int, default=1000)
+    bt.add_argument("--shift", action="append", default=[], metavar="KIND[:k=v,...]@DAY",
+                    help="inject a controlled shift from DAY on, e.g. "
+                         "byte_scale:factor=2@2017-07-05 or "
+                         "new_class:label=PortScan,share=0.05@2017-07-05 (repeatable; kinds: "
+                         "new_class, class_mix, benign_surge, byte_scale, remove_class)")
     bt.add_argument("--json", action="store_true", help="print the result as one JSON object")
     drift = sub.add_parser("drift", help="the monitoring DAG's drift check on a reference file "
                            "and a current file (canonical .parquet or a landing .csv); exit 0 "
@@ -133,12 +138,20 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(results if isinstance(payload, list) else results[0], indent=2))
         return 0
     if args.command == "backtest":
-        from flowguard.backtest import run_backtest
+        from flowguard.backtest import ShiftSpec, run_backtest
+        from flowguard.shifts import ShiftError
 
         logging.getLogger().setLevel(logging.WARNING)
+        try:
+            for spec in args.shift:
+                ShiftSpec.parse(spec)
+        except ShiftError as exc:
+            print(f"flowguard backtest: {exc}", file=sys.stderr)
+            return 2
         result = run_backtest(args.landing, args.out, scale=args.scale, seed=args.seed,
                               policies=tuple(args.policies.split(",")),
-                              warmup_days=args.warmup_days, sample_size=args.sample_size)
+                              warmup_days=args.warmup_days, sample_size=args.sample_size,
+                              shifts=args.shift)
         if args.json:
             print(json.dumps(result, indent=2))
         else:
