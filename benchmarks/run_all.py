@@ -7,7 +7,14 @@ Each ``benchmarks/bench_<area>.py`` is run in its own process (so peak-memory fi
 leak between benchmarks) with ``--out benchmarks/results/<area>[-quick].json``; this script adds the
 end-to-end demo (full mode), collects everything into ``benchmarks/results/summary.json`` and
 renders ``benchmarks/RESULTS.md``, which it also copies into the README between the
-``<!-- benchmarks:start -->`` / ``<!-- benchmarks:end -->`` markers.
+``<!-- benchmarks:start -->`` / ``<!-- benchmarks:end -->`` markers (full runs of every
+area only; ``--quick`` writes ``summary-quick.json`` and ``RESULTS-quick.md``).
+
+Budget: the full run must finish within 45 minutes on the 2-core machine and ``--quick``
+within 5; the summary records the total and whether the budget was met. Full mode generates
+the 2.8 M-row synthetic week once (the ingest benchmark times the generator) and hands the
+same files to the training benchmark. The demo (8-9 minutes a run) is not part of
+``--quick``.
 """
 
 from __future__ import annotations
@@ -41,13 +48,15 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "platform": platform.platform()}
 
 
-def run_script(script: Path, quick: bool, timeout: float) -> dict[str, Any]:
+def run_script(script: Path, quick: bool, timeout: float,
+               extra: list[str] | None = None) -> dict[str, Any]:
     """Run one benchmark script; return its own JSON plus how the run went."""
     area = script.stem.removeprefix("bench_")
     # Quick results go beside the full ones, never over them.
     target = RESULTS / (f"{area}-quick.json" if quick else f"{area}.json")
     started = time.time()
-    cmd = [sys.executable, str(script), "--out", str(target)] + (["--quick"] if quick else [])
+    cmd = ([sys.executable, str(script), "--out", str(target)] + (["--quick"] if quick else [])
+           + (extra or []))
     print(f"== {area}: {' '.join(cmd[1:])}", flush=True)
     try:
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
@@ -85,6 +94,87 @@ def run_demo(repeats: int, timeout: float) -> dict[str, Any]:
         "min_s": round(min(walls), 1), "max_s": round(max(walls), 1)}}}
 
 
+SKIP = {"details", "machine", "config", "settings", "load_avg", "loadavg", "loadavg_start",
+        "loadavg_at_end", "load_avg_1_5_15", "load_before", "load_after", "note", "params",
+        "runs_detail"}
+MEMORY = ("peak_rss_mb", "peak_mb", "peak_rss_gb")
+ID_KEYS = ("case", "detector", "online_store", "source_rows", "entities", "n", "target_rows",
+           "size_requested", "rows", "size", "name", "kind")
+
+
+def _median_triple(value: Any) -> tuple[float, float, float] | None:
+    if isinstance(value, dict) and {"median", "min", "max"} <= set(value):
+        return value["median"], value["min"], value["max"]
+    return None
+
+
+def _memory(node: dict[str, Any]) -> Any:
+    for key in MEMORY:
+        if key in node:
+            triple = _median_triple(node[key])
+            return triple[0] if triple else node[key]
+        if f"{key}_median" in node:
+            return node[f"{key}_median"]
+    return ""
+
+
+def _label(node: dict[str, Any]) -> str:
+    parts = [f"{k}={node[k]}" for k in ID_KEYS if k in node and not isinstance(node[k], dict | list)]
+    return " ".join(parts)
+
+
+def measurements(value: Any, path: str = "", default_runs: Any = "") -> list[dict[str, Any]]:
+    """Every measured figure in a benchmark's JSON: a median with its spread (min-max, or a
+    95 % interval for rates), its number of runs and the peak memory reported beside it."""
+    rows: list[dict[str, Any]] = []
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            label = _label(item) if isinstance(item, dict) else ""
+            rows += measurements(item, f"{path} [{label or index}]", default_runs)
+        return rows
+    if not isinstance(value, dict):
+        return rows
+    memory = _memory(value)
+    default_runs = value.get("repeats", default_runs)
+    runs = value.get("runs", value.get("n_runs", default_runs))
+    runs = runs if not isinstance(runs, list | dict) else len(runs)
+    consumed: set[str] = set()
+
+    def add(figure: str, median: Any, spread: str, n: Any = runs) -> None:
+        rows.append({"where": path.strip(), "figure": figure, "median": median,
+                     "spread": spread, "runs": n, "peak_mb": memory})
+
+    if "rate" in value and "ci95" in value:
+        low, high = value["ci95"]
+        add("rate", value["rate"], f"95 % CI {low:.3g}-{high:.3g}",
+            f"{value.get('flagged', '?')}/{value.get('windows', '?')}")
+        consumed |= {"rate", "ci95", "flagged", "windows"}
+    if {"median_s", "min_s", "max_s"} <= set(value):
+        add("seconds", value["median_s"], f"{value['min_s']:.4g}-{value['max_s']:.4g}")
+        consumed |= {"median_s", "min_s", "max_s"}
+    for key, item in value.items():
+        if key in consumed or key in SKIP:
+            continue
+        triple = _median_triple(item)
+        if key.endswith("_median") and f"{key[:-7]}_min" in value and f"{key[:-7]}_max" in value:
+            base = key[:-7]
+            if base not in MEMORY:
+                add(base, item, f"{value[base + '_min']:.4g}-{value[base + '_max']:.4g}")
+            consumed |= {key, f"{base}_min", f"{base}_max"}
+        elif triple:
+            if key not in MEMORY and key != "rss_after_import_mb":
+                add(key, triple[0], f"{triple[1]:.4g}-{triple[2]:.4g}")
+        elif isinstance(item, dict | list):
+            rows += measurements(item, f"{path} {key}", default_runs)
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     if isinstance(value, dict):
         rows = []
@@ -94,39 +184,43 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
         rows = []
         for index, item in enumerate(value):
-            label = next((str(item[k]) for k in ("name", "size", "rows", "n", "case")
-                          if k in item), str(index))
-            rows += _flatten({k: v for k, v in item.items()}, f"{prefix}[{label}]")
+            rows += _flatten(item, f"{prefix}[{_label(item) or index}]")
         return rows
     return [(prefix, value)]
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        return ", ".join(_fmt(v) for v in value[:6]) + (" ..." if len(value) > 6 else "")
-    return str(value)
-
-
 def render(summary: dict[str, Any]) -> str:
-    """One markdown section per benchmark: every figure it reported, flattened."""
+    """Per benchmark: every measured figure as median, spread, runs and peak memory; every
+    other figure it reported in a collapsed list below."""
+    budget = summary["budget_minutes"]
+    total = summary["wall_seconds"] / 60
     lines = [f"Benchmarks ({'quick' if summary['quick'] else 'full'} mode), "
              f"{summary['generated']} on {summary['machine']['cores']} cores / "
-             f"{summary['machine']['memory_gib']} GiB, Python {summary['machine']['python']}; "
-             f"total {summary['wall_seconds']:.0f} s. Raw figures: "
-             "`benchmarks/results/summary.json`.", ""]
+             f"{summary['machine']['memory_gib']} GiB, Python {summary['machine']['python']}, "
+             f"load before {summary['load_before'][0]:.2f}: total **{total:.1f} min** "
+             f"(budget {budget} min: {'met' if total <= budget else 'EXCEEDED'}). "
+             f"Raw figures: `benchmarks/results/summary{'-quick' if summary['quick'] else ''}"
+             ".json`; one process per run, so peak memory (RSS) is that run's own.", ""]
     for area, entry in summary["areas"].items():
         lines += [f"#### {area} ({entry.get('wall_seconds', '?')} s)", ""]
         if "results" not in entry:
             lines += [f"Failed: `{entry.get('error', '')[-300:].strip()}`", ""]
             continue
-        lines += ["| figure | value |", "|---|---|"]
-        for key, value in _flatten(entry["results"]):
-            if key.split(".")[-1] in {"benchmark", "area", "generated", "quick", "timestamp"}:
-                continue
-            lines.append(f"| {key} | {_fmt(value)} |")
-        lines.append("")
+        rows = measurements(entry["results"])
+        if rows:
+            lines += ["| where | figure | median | spread | runs | peak MB |",
+                      "|---|---|---|---|---|---|"]
+            lines += [f"| {r['where']} | {r['figure']} | {_fmt(r['median'])} | {r['spread']} "
+                      f"| {r['runs']} | {_fmt(r['peak_mb'])} |" for r in rows]
+            lines.append("")
+        other = [(k, v) for k, v in _flatten(entry["results"])
+                 if not any(part in k for part in ("load", "machine", "details"))
+                 and not isinstance(v, dict | list)]
+        if other:
+            lines += ["<details><summary>all figures</summary>", "",
+                      "| figure | value |", "|---|---|"]
+            lines += [f"| {k} | {_fmt(v)} |" for k, v in other]
+            lines += ["", "</details>", ""]
     return "\n".join(lines)
 
 
@@ -141,6 +235,14 @@ def update_readme(markdown: str) -> bool:
     return True
 
 
+ORDER = ("ingest", "training", "feast", "drift")  # ingest generates the week training reads
+BUDGET_MINUTES = {False: 45, True: 5}
+
+
+def _accepts(script: Path, option: str) -> bool:
+    return option in script.read_text()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="every benchmark at its quick size")
@@ -148,30 +250,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo-runs", type=int, default=None,
                         help="end-to-end demo runs (default: 0 with --quick, 2 otherwise)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per benchmark")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="folder for the generated full week, shared by the ingest and "
+                             "training benchmarks and kept (default: a temporary folder)")
     parser.add_argument("--no-readme", action="store_true", help="do not touch README.md")
     args = parser.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
     only = {a for a in args.only.split(",") if a}
+    load_before = os.getloadavg()
     started = time.time()
     areas: dict[str, Any] = {}
-    for script in sorted(HERE.glob("bench_*.py")):
-        area = script.stem.removeprefix("bench_")
-        if not only or area in only:
-            areas[area] = run_script(script, args.quick, args.timeout)
+    scripts = sorted(HERE.glob("bench_*.py"),
+                     key=lambda p: (ORDER.index(p.stem[6:]) if p.stem[6:] in ORDER else 99, p.name))
+    with tempfile.TemporaryDirectory(prefix="flowguard-bench-data-") as scratch:
+        # Full mode generates the 2.8 M-row week once (the ingest benchmark times that) and
+        # the training benchmark reads the same files instead of generating them again.
+        week = (args.data or Path(scratch)) / "week-full"
+        for script in scripts:
+            area = script.stem.removeprefix("bench_")
+            if only and area not in only:
+                continue
+            extra = (["--data", str(week)]
+                     if not args.quick and area in {"ingest", "training"}
+                     and _accepts(script, '"--data"') else [])
+            areas[area] = run_script(script, args.quick, args.timeout, extra)
     demo_runs = args.demo_runs if args.demo_runs is not None else (0 if args.quick else 2)
     if demo_runs and (not only or "demo" in only):
         print(f"== demo x{demo_runs}", flush=True)
         areas["demo"] = run_demo(demo_runs, args.timeout)
     summary = {"generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-               "quick": args.quick, "machine": machine(), "load_before": os.getloadavg(),
+               "quick": args.quick, "machine": machine(), "load_before": load_before,
+               "load_after": os.getloadavg(), "budget_minutes": BUDGET_MINUTES[args.quick],
                "wall_seconds": round(time.time() - started, 1), "areas": areas}
-    (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    summary["within_budget"] = summary["wall_seconds"] <= 60 * summary["budget_minutes"]
+    target = RESULTS / ("summary-quick.json" if args.quick else "summary.json")
+    target.write_text(json.dumps(summary, indent=2, default=str))
     markdown = render(summary)
-    (HERE / "RESULTS.md").write_text(markdown + "\n")
-    if not args.no_readme:
-        update_readme(markdown)
+    (HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md")).write_text(markdown + "\n")
+    if not args.no_readme and not args.quick and not only:
+        update_readme(markdown)  # the README shows the last complete full run only
     failed = [a for a, e in areas.items() if "results" not in e]
-    print(f"done in {summary['wall_seconds']:.0f} s; failed: {failed or 'none'}")
+    print(f"done in {summary['wall_seconds']:.0f} s (budget {summary['budget_minutes']} min: "
+          f"{'met' if summary['within_budget'] else 'EXCEEDED'}); failed: {failed or 'none'}")
     return 1 if failed else 0
 
 
