@@ -18,6 +18,13 @@ Two implementations of the MMD permutation test give the same statistic and p-va
   group-indicator vectors: one matrix product of each kernel block with the (permutations
   x N) indicator matrix. Memory is one block, not the matrix, so n=20 k fits.
 
+The classifier detector (:func:`classifier_drift`) trains one histogram gradient-boosting
+model on half of each side and tests its scores on the other half with a one-sided
+Mann-Whitney U test: valid by construction, unlike alibi-detect's k-fold ``ClassifierDrift``
+(pooled out-of-fold scores of k models, KS test), which is kept as
+``classifier_backend="alibi"`` for comparison only. Neither path of the default check
+imports alibi-detect.
+
 Command line (what ``flowguard drift`` calls in the drift runtime)::
 
     python -m flowguard.drift x_ref.npy x_cur.npy --p-val 0.05 --n-permutations 100
