@@ -3,15 +3,20 @@
     .venv/bin/python benchmarks/bench_drift.py [--quick] [--out benchmarks/results/drift.json]
 
 1. Wall time of the detectors in the drift runtime at n = 1 k / 5 k / 20 k flows per side
-   (fast MMD, alibi-detect's MMDDrift where it fits, ClassifierDrift): median and spread of
-   several runs, the CPU time of the same runs (what the wall time would be on an idle
-   core: the machine is shared), peak RSS of the process, plus the runtime's import time
-   (paid once per check). One process per (detector, n), OMP_NUM_THREADS=1 as in the DAG.
+   (fast MMD, the held-out classifier test, and the whole check: every configured voting
+   detector through ``run_detectors`` in one fresh process, imports included, as the DAG
+   runs it; alibi-detect's MMDDrift and ClassifierDrift, the references, where they fit in
+   the time budget): median and spread of several runs, the CPU time of the same runs (what
+   the wall time would be on an idle core: the machine is shared), peak RSS of the process,
+   plus the runtime's import time. One process per (detector, n), OMP_NUM_THREADS=1.
 2. False-alarm rate over independent no-drift windows at the configured sizes
    (config/monitoring.yaml), per detector and for the decision policy, with a 95 % Wilson
    interval: it must stay at or below the p-value.
 3. Power at n = 1000 for the controlled shifts of :mod:`flowguard.shifts`: a new attack class
    at 1 % and 5 %, a benign volume surge, byte counters scaled, an attack class removed.
+   The previous classifier detector (alibi-detect ClassifierDrift, random forest, 5 folds)
+   runs on the first windows of each shift too ("classifier_alibi"): before vs after on
+   the same windows.
 4. Detection day on the replayed synthetic week: reference from Monday-Wednesday flows (as
    the first champion's), one check per day.
 
@@ -25,6 +30,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -53,22 +59,32 @@ SHIFTS = {
 TIMING_DRIVER = r"""
 import json, resource, statistics, sys, time
 import numpy as np
-from flowguard.drift import alibi_mmd, classifier_drift, mmd_permutation_test
-ref, cur, which, reps, perms, p_val = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
+ref, cur, which, reps, perms, p_val, est = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7])
 started = time.perf_counter()
-import alibi_detect.cd  # noqa: F401 - the import every check pays (counted separately)
+if which in ("mmd_alibi", "classifier_alibi"):
+    import alibi_detect.cd  # noqa: F401 - the references' import (counted separately)
+else:  # what a check imports: torch (MMD), scikit-learn and scipy (classifier)
+    import torch, sklearn.ensemble, scipy.stats  # noqa: F401
+from flowguard.drift import (alibi_classifier_drift, alibi_mmd, classifier_drift,
+                             mmd_permutation_test, run_detectors)
 import_s = time.perf_counter() - started
 x, y = np.load(ref), np.load(cur)
 fn = {"mmd_fast": lambda s: mmd_permutation_test(x, y, perms, p_val, seed=s),
       "mmd_alibi": lambda s: alibi_mmd(x, y, perms, p_val, seed=s),
-      "classifier": lambda s: classifier_drift(x, y, p_val, seed=s)}[which]
-fn(0) if which == "mmd_fast" else None  # warm-up: torch's lazy initialisation (~1 s once)
+      "classifier": lambda s: classifier_drift(x, y, p_val, seed=s, n_estimators=est),
+      "classifier_alibi": lambda s: alibi_classifier_drift(x, y, p_val, seed=s, n_estimators=est),
+      "check": lambda s: run_detectors(ref, cur, p_val, perms, seed=s,
+                                       detectors=sys.argv[8].split(","),
+                                       classifier_estimators=est)}[which]
+if which == "mmd_fast":  # warm-up: torch's lazy initialisation (~1 s once), on a slice
+    mmd_permutation_test(x[:200], y[:200], 10, p_val, seed=0)
 times, cpu = [], []
 for s in range(reps):
     t, c = time.perf_counter(), time.process_time()
     fn(s)
     times.append(time.perf_counter() - t); cpu.append(time.process_time() - c)
 print(json.dumps({"seconds": times, "cpu_seconds": cpu, "import_seconds": import_s,
+                  "process_cpu_seconds": time.process_time(),
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -117,19 +133,26 @@ def timing(work: Path, sizes: list[int], config, quick: bool) -> list[dict]:
         reference = _flows(2 * n, rng)
         prepared = prepare_inputs(reference, _flows(n, rng), work / f"t{n}", n=n, seed=0,
                                   reference_size=n)
-        plan = [("mmd_fast", 3)]
-        if n <= 1000:
-            plan.append(("mmd_alibi", 1 if quick else 3))
+        # (what, runs); the alibi references only where they fit the time budget
+        # (MMDDrift at 5 k: ~120 s CPU and 1.8 GB; ClassifierDrift at 5 k: ~9 s CPU)
+        plan = [("mmd_fast", 3 if n <= 5000 else 1), ("classifier", 3 if n <= 5000 else 1),
+                ("check", 1)]
+        if n <= 1000 and not quick:
+            plan += [("mmd_alibi", 1), ("classifier_alibi", 1)]
         elif n <= 5000 and not quick:
-            plan.append(("mmd_alibi", 1))  # ~60 s and ~2.5 GB per run: one run
-        if n <= 5000 or not quick:
-            plan.append(("classifier", 3 if n <= 1000 and not quick else 1))
+            plan.append(("classifier_alibi", 1))
         for which, reps in plan:
             load = _load()
+            started = time.perf_counter()
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             done = subprocess.run(
                 [str(drift_python), "-c", TIMING_DRIVER, prepared["ref_path"],
                  prepared["cur_path"], which, str(reps), str(config.n_permutations),
-                 str(config.p_value)], capture_output=True, text=True, env=_env(), check=False)
+                 str(config.p_value), str(config.classifier_estimators),
+                 ",".join(config.drift_detectors)],
+                capture_output=True, text=True, env=_env(), check=False)
+            process_wall = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
             if done.returncode != 0:
                 raise RuntimeError(done.stderr[-2000:])
             out = json.loads(done.stdout.strip().splitlines()[-1])
@@ -140,6 +163,11 @@ def timing(work: Path, sizes: list[int], config, quick: bool) -> list[dict]:
                    "cpu_median_s": round(float(np.median(out["cpu_seconds"])), 3),
                    "import_s": round(out["import_seconds"], 2),
                    "peak_rss_mb": round(out["peak_rss_mb"]), "loadavg": load}
+            if which == "check":  # the whole process, as the DAG's task pays it
+                row["detectors"] = list(config.drift_detectors)
+                row["process_wall_s"] = round(process_wall, 2)
+                row["process_cpu_s"] = round(after.ru_utime + after.ru_stime
+                                             - before.ru_utime - before.ru_stime, 2)
             print(json.dumps(row), flush=True)
             rows.append(row)
     return rows
@@ -157,23 +185,60 @@ def run_batch(jobs: list[dict], work: Path) -> dict[str, dict]:
     return {r["id"]: r for r in results}
 
 
-def _job(job_id: str, prepared: dict, config, detectors: list[str], seed: int) -> dict:
+def _job(job_id: str, prepared: dict, config, detectors: list[str], seed: int,
+         classifier_backend: str = "fast") -> dict:
     return {"id": job_id, "args": {
         "ref_path": prepared["ref_path"], "cur_path": prepared["cur_path"],
         "p_val": config.p_value, "n_permutations": config.n_permutations, "seed": seed,
         "detectors": detectors, "mmd_backend": "fast",
-        "classifier_estimators": config.classifier_estimators}}
+        "classifier_estimators": config.classifier_estimators,
+        "classifier_backend": classifier_backend}}
+
+
+def _with_alibi(prepared: dict, config, job_id: str, seed: int, alibi: bool) -> list[dict]:
+    """The window's jobs: the configured detectors, plus the previous classifier detector
+    (alibi-detect ClassifierDrift, 5-fold random forest) on the same matrices if ``alibi``."""
+    jobs = [_job(job_id, prepared, config, ["mmd", "classifier"], seed)]
+    if alibi:
+        jobs.append(_job(job_id + "/alibi", prepared, config, ["classifier"], seed, "alibi"))
+    return jobs
+
+
+def _merge(results: dict[str, dict], ids: list[str]) -> list[dict]:
+    out = []
+    for i in ids:
+        row = dict(results[i])
+        if i + "/alibi" in results:
+            row["classifier_alibi"] = results[i + "/alibi"]["classifier"]
+        out.append(row)
+    return out
+
+
+def _p_uniformity(results: list[dict]) -> dict:
+    """Under no drift a valid test's p-values are uniform (the MMD's on a 1/101 grid): the
+    share below 0.01 / 0.05 / 0.1 / 0.2 / 0.5 should match those levels."""
+    from scipy.stats import kstest
+
+    out = {}
+    for det in ("mmd", "classifier", "classifier_alibi"):
+        p = np.array([r[det]["p_value"] for r in results if det in r])
+        if len(p):
+            out[det] = {f"below_{q:g}": round(float((p < q).mean()), 4)
+                        for q in (0.01, 0.05, 0.1, 0.2, 0.5)}
+            if det == "classifier":  # continuous p-values: KS against U(0, 1)
+                out[det]["ks_uniform_p"] = round(float(kstest(p, "uniform").pvalue), 4)
+    return out
 
 
 def _rates(results: list[dict], config) -> dict:
     out = {}
-    for det in ("mmd", "classifier"):
+    for det in ("mmd", "classifier", "classifier_alibi"):
         flags = [r[det]["is_drift"] for r in results if det in r]
         if flags:
             k = int(sum(flags))
             out[det] = {"windows": len(flags), "flagged": k, "rate": round(k / len(flags), 4),
                         "ci95": wilson(k, len(flags))}
-    both = [r for r in results if "mmd" in r and "classifier" in r]
+    both = [r for r in results if "mmd" in r and "classifier" in r]  # the configured pair
     if both:
         k = sum(decide(r, config.policy, ["mmd", "classifier"])[0] for r in both)
         out[f"decision_{config.policy}"] = {"windows": len(both), "flagged": int(k),
@@ -182,39 +247,49 @@ def _rates(results: list[dict], config) -> dict:
     return out
 
 
-def false_alarms(work: Path, config, windows_mmd: int, windows_clf: int) -> dict:
+def false_alarms(work: Path, config, windows: int, windows_alibi: int) -> dict:
     n, ref_n = config.sample_size, config.reference_size
-    jobs = []
-    for w in range(windows_mmd):
+    jobs, ids = [], []
+    for w in range(windows):
         rng = np.random.default_rng([2026, w])
         prepared = prepare_inputs(_flows(2 * ref_n, rng), _flows(n, rng), work / f"fa{w}",
                                   n=n, seed=w, reference_size=ref_n)
-        dets = ["mmd", "classifier"] if w < windows_clf else ["mmd"]
-        jobs.append(_job(f"fa{w}", prepared, config, dets, seed=w))
+        jobs += _with_alibi(prepared, config, f"fa{w}", w, w < windows_alibi)
+        ids.append(f"fa{w}")
     load = _load()
     started = time.perf_counter()
-    results = list(run_batch(jobs, work).values())
+    results = _merge(run_batch(jobs, work), ids)
     return {"n": n, "reference_size": ref_n, "p_value": config.p_value,
-            "n_permutations": config.n_permutations, **_rates(results, config),
+            "n_permutations": config.n_permutations,
+            "classifier_estimators": config.classifier_estimators, **_rates(results, config),
+            "p_value_shares": _p_uniformity(results),
             "seconds": round(time.perf_counter() - started, 1), "loadavg": [load, _load()]}
 
 
-def power(work: Path, config, windows_mmd: int, windows_clf: int, n: int = 1000) -> dict:
+def power(work: Path, config, windows: int, windows_alibi: int, n: int = 1000) -> dict:
     jobs, kinds = [], {}
     for name, (kind, params) in SHIFTS.items():
-        for w in range(windows_mmd):
+        for w in range(windows):
             rng = np.random.default_rng([7, w, len(name)])
             window = apply_shift(_flows(int(1.5 * n), rng), kind, rng, **params)
             prepared = prepare_inputs(_flows(2 * n, rng), window, work / f"{name}{w}", n=n,
                                       seed=w, reference_size=n)
-            dets = ["mmd", "classifier"] if w < windows_clf else ["mmd"]
-            jobs.append(_job(f"{name}/{w}", prepared, config, dets, seed=w))
+            jobs += _with_alibi(prepared, config, f"{name}/{w}", w, w < windows_alibi)
             kinds.setdefault(name, []).append(f"{name}/{w}")
     load = _load()
     started = time.perf_counter()
     results = run_batch(jobs, work)
-    out = {name: {"kind": SHIFTS[name][0], "params": SHIFTS[name][1],
-                  **_rates([results[i] for i in ids], config)} for name, ids in kinds.items()}
+    out = {}
+    for name, ids in kinds.items():
+        merged = _merge(results, ids)
+        out[name] = {"kind": SHIFTS[name][0], "params": SHIFTS[name][1],
+                     **_rates(merged, config)}
+        if windows_alibi:  # before vs after on the same windows
+            paired = [r for r in merged if "classifier_alibi" in r]
+            out[name]["paired_windows"] = {
+                "windows": len(paired),
+                "classifier": sum(r["classifier"]["is_drift"] for r in paired),
+                "classifier_alibi": sum(r["classifier_alibi"]["is_drift"] for r in paired)}
     return {"n": n, "shifts": out, "seconds": round(time.perf_counter() - started, 1),
             "loadavg": [load, _load()]}
 
@@ -260,6 +335,14 @@ def main() -> int:
                         / "drift.json")
     parser.add_argument("--skip", default="", help="comma list of sections to skip: "
                         "timing,false_alarms,power,replay")
+    parser.add_argument("--fa-windows", type=int, help="no-drift windows (default 240; "
+                        "quick 20)")
+    parser.add_argument("--fa-alibi-windows", type=int, help="of which also run the previous "
+                        "alibi ClassifierDrift detector (default 0; ~2.4 s CPU each)")
+    parser.add_argument("--power-windows", type=int, help="windows per shift (default 40; "
+                        "quick 4)")
+    parser.add_argument("--power-alibi-windows", type=int, help="of which also run the "
+                        "previous alibi ClassifierDrift detector (default 8; quick 0)")
     args = parser.parse_args()
     config = load_monitoring_config(PROJECT_ROOT / "config" / "monitoring.yaml")
     skip = set(filter(None, args.skip.split(",")))
@@ -272,11 +355,15 @@ def main() -> int:
             result["timing"] = timing(work, [1000] if args.quick else [1000, 5000, 20000],
                                       config, args.quick)
         if "false_alarms" not in skip:
-            result["false_alarms"] = false_alarms(work, config, *((20, 2) if args.quick
-                                                                  else (200, 30)))
+            result["false_alarms"] = false_alarms(
+                work, config, args.fa_windows or (20 if args.quick else 240),
+                args.fa_alibi_windows if args.fa_alibi_windows is not None else 0)
             print(json.dumps(result["false_alarms"]), flush=True)
         if "power" not in skip:
-            result["power"] = power(work, config, *((4, 1) if args.quick else (40, 6)))
+            result["power"] = power(
+                work, config, args.power_windows or (4 if args.quick else 40),
+                args.power_alibi_windows if args.power_alibi_windows is not None
+                else (0 if args.quick else 8))
             print(json.dumps(result["power"]), flush=True)
         if "replay" not in skip:
             result["replay_week"] = replay_week(work, config, 0.002 if args.quick else 0.005)

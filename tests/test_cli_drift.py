@@ -59,7 +59,7 @@ def test_landing_csv_and_bad_input(files: dict[str, Path], synthetic_week: Path,
                                    drift_python: Path, tmp_path: Path) -> None:
     friday = sorted(synthetic_week.glob("Friday*PortScan*.csv"))[0]
     done = _run(str(files["ref"]), str(friday), "--day", "2017-07-07", "--sample-size", "300",
-                "--detectors", "mmd", "--json")
+                "--reference-size", "300", "--detectors", "mmd", "--json")
     assert done.returncode in (0, 1), done.stderr[-2000:]
     result = json.loads(done.stdout)
     assert result["rows"]["current"] > 100
@@ -69,3 +69,8 @@ def test_landing_csv_and_bad_input(files: dict[str, Path], synthetic_week: Path,
     assert missing.returncode == 2 and "nope.parquet: no such file" in missing.stderr
     bad = _run(str(files["ref"]), str(files["same"]), "--p-value", "0.9")
     assert bad.returncode == 2 and "p_value: 0.9 is outside" in bad.stderr
+    # 1000 reference rows: 500 fit the preprocessing, so x_ref cannot have the default 1000
+    small = _run(str(files["ref"]), str(files["same"]), "--detectors", "mmd")
+    assert small.returncode == 2
+    assert "reference_size=1000 but the reference sample has 1000 rows" in small.stderr
+    assert "at most 500" in small.stderr

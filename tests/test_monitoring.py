@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 
 from flowguard.monitoring import (
+    ReferenceTooSmall,
     decide,
     feature_shift,
     fit_scaler,
     prediction_drift,
     prepare_inputs,
+    reference_split,
     transform,
     write_report,
 )
@@ -36,6 +38,20 @@ def test_scaler_is_fitted_on_a_separate_half(tmp_path: Path) -> None:
     assert len(scaler["center"]) == 77
     # heavy tails are tamed: scaled values stay within a few units
     assert np.abs(x_cur).max() < 10
+
+
+def test_reference_split_and_too_small_reference(tmp_path: Path) -> None:
+    # the scaler gets min(5000, half); x_ref is drawn from the others, never resampled
+    assert reference_split(2000) == (1000, 1000)
+    assert reference_split(25_000) == (5000, 20_000)
+    ref, cur = _flows(3000, 0), _flows(800, 1)
+    out = prepare_inputs(ref, cur, tmp_path / "ok", n=600, reference_size=1500)
+    assert (out["n_ref"], out["n_cur"], out["n_scaler_fit"]) == (1500, 600, 1500)
+    with pytest.raises(ReferenceTooSmall, match=r"reference_size=1501 but the reference "
+                       r"sample has 3000 rows: 1500 fit the preprocessing, so x_ref can have "
+                       r"at most 1500\. Lower reference_size"):
+        prepare_inputs(ref, cur, tmp_path / "small", n=600, reference_size=1501)
+    assert not (tmp_path / "small").exists()  # fails before writing anything
 
 
 def test_transform_handles_negative_values() -> None:

@@ -161,26 +161,54 @@ def transform(frame: pd.DataFrame, scaler: dict[str, list[float]]) -> np.ndarray
     return ((z - np.asarray(scaler["center"])) / np.asarray(scaler["scale"])).astype(np.float32)
 
 
+SCALER_ROWS = 5000  # reference rows the preprocessing is fitted on (at most half the sample)
+
+
+class DriftInputError(ValueError):
+    """A reference or current file cannot be used for a drift check."""
+
+
+class ReferenceTooSmall(DriftInputError):
+    """The (champion's saved) reference sample cannot give x_ref the configured size."""
+
+
+def reference_split(n_reference: int) -> tuple[int, int]:
+    """(rows that fit the scaler, most rows x_ref can have) for a reference sample of
+    ``n_reference`` rows: the scaler gets ``min(SCALER_ROWS, n_reference // 2)``, x_ref is
+    drawn from the rest. A saved sample of ``reference_size + 5000`` rows (training saves
+    25 000: x_ref up to 20 000) is enough."""
+    n_fit = min(SCALER_ROWS, n_reference // 2)
+    return n_fit, n_reference - n_fit
+
+
 def prepare_inputs(reference: pd.DataFrame, current: pd.DataFrame, out_dir: Path,
                    n: int = 1000, seed: int = 0, reference_size: int | None = None
                    ) -> dict[str, Any]:
     """Split the reference into a preprocessing part and x_ref, sample the window, save both.
 
-    x_ref gets ``reference_size`` rows (default ``n``) but never more than half of the
-    reference: the scaler is fitted on the other rows, which never enter a test.
+    The scaler is fitted on ``min(SCALER_ROWS, half)`` reference rows that never enter a
+    test; x_ref gets ``reference_size`` rows (default ``n``) of the others. If the reference
+    sample is too small for that, :class:`ReferenceTooSmall` says so (no silent shrinking,
+    no resampling: the configured size is the size the false-alarm rate and power were
+    measured at). The window is sampled down to ``n`` rows (a smaller window is used whole).
     """
     if len(reference) < 4 or len(current) < 2:
         raise ValueError(f"too few rows for a drift check: reference {len(reference)}, "
                          f"window {len(current)}")
+    wanted = n if reference_size is None else reference_size
+    n_fit, available = reference_split(len(reference))
+    if wanted > available:
+        raise ReferenceTooSmall(
+            f"reference_size={wanted} but the reference sample has {len(reference)} rows: "
+            f"{n_fit} fit the preprocessing, so x_ref can have at most {available}. Lower "
+            f"reference_size (config/monitoring.yaml or the run's Param) to <= {available}, "
+            f"or retrain the champion: training saves a reference sample of up to 25 000 "
+            f"rows (training.REFERENCE_ROWS), enough for reference_size <= 20 000 when the "
+            "training set has that many rows (docs/monitoring.md)")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(reference))
-    half = len(reference) // 2
-    fit_rows, ref_rows = reference.iloc[order[:half]], reference.iloc[order[half:]]
-    wanted = n if reference_size is None else reference_size
-    if wanted > len(ref_rows):
-        log.warning("reference sample has %d rows: x_ref gets %d, not %d (the rest fits the "
-                    "scaler)", len(reference), len(ref_rows), wanted)
-    ref_rows = ref_rows.iloc[: min(wanted, len(ref_rows))]
+    fit_rows = reference.iloc[order[:n_fit]]
+    ref_rows = reference.iloc[order[n_fit:n_fit + wanted]]
     cur_rows = current.sample(min(n, len(current)), random_state=seed)
     scaler = fit_scaler(fit_rows)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -188,7 +216,8 @@ def prepare_inputs(reference: pd.DataFrame, current: pd.DataFrame, out_dir: Path
     np.save(out_dir / "x_cur.npy", transform(cur_rows, scaler))
     (out_dir / "scaler.json").write_text(json.dumps(scaler))
     return {"ref_path": str(out_dir / "x_ref.npy"), "cur_path": str(out_dir / "x_cur.npy"),
-            "n_ref": len(ref_rows), "n_cur": len(cur_rows), "n_window": len(current)}
+            "n_ref": len(ref_rows), "n_cur": len(cur_rows), "n_window": len(current),
+            "n_scaler_fit": len(fit_rows)}
 
 
 def prediction_drift(ref_pred: np.ndarray, cur_pred: np.ndarray, classes: list[str]
@@ -442,10 +471,6 @@ window:    {html.escape(json.dumps(mix['window_mix']))}</pre>
 
 
 # ---------------------------------------------------------------- outside Airflow
-
-
-class DriftInputError(ValueError):
-    """A reference or current file cannot be used for a drift check."""
 
 
 def read_flows(path: Path, day: date | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXPERIMENT = "flowguard-flow-classifier"
-REFERENCE_ROWS = 2000  # saved with the model: half fits drift preprocessing, half is x_ref
+REFERENCE_ROWS = 25_000  # saved with the model: 5000 fit drift preprocessing, x_ref <= 20 000
 PIP_REQUIREMENTS = ["xgboost-cpu==3.2.0", "scikit-learn", "pandas", "numpy"]
 DEFAULT_PARAMS: dict[str, Any] = {"max_depth": 8, "learning_rate": 0.15, "min_child_weight": 1.0,
                                   "subsample": 1.0, "colsample_bytree": 1.0, "reg_lambda": 1.0}
