@@ -3,8 +3,9 @@
 
 Compares the window's flows (read through the same feature service as training) with the
 champion's reference sample: MMD (a fast permutation test equal to alibi-detect's `MMDDrift`,
-or `MMDDrift` itself) and alibi-detect `ClassifierDrift` run in the drift runtime
-(`@task.external_python`); prediction drift, performance drift (macro-F1 where the window has
+or `MMDDrift` itself) and a classifier two-sample test (gradient boosting on one split,
+Mann-Whitney on the held-out rows; alibi-detect's k-fold `ClassifierDrift` is not a valid
+test, see docs/monitoring.md) run in the drift runtime (`@task.external_python`); prediction drift, performance drift (macro-F1 where the window has
 labels) and per-feature KS tests in the platform. Settings come from `config/monitoring.yaml`;
 each Param below overrides one key for this run (empty = the file's value).
 
