@@ -531,13 +531,28 @@ def read_landing_file(path: Path, day: date | None = None, file_index: int = 0,
     return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
 
 
-def read_day(landing_dir: Path, day: date) -> pd.DataFrame:
-    """All landing rows of one day, canonical, with provenance. Raises if there are none."""
+def day_files(landing_dir: Path, day: date) -> list[Path]:
+    """The day's landing files (:func:`files_for_day`); raises if there are none."""
     paths = files_for_day(landing_dir, day)
     if not paths:
         raise LandingError(f"no landing file for {day:%A %Y-%m-%d} in {landing_dir}")
-    frames = [read_landing_file(p, day, i) for i, p in enumerate(paths)]
-    frame = pd.concat(frames, ignore_index=True)
+    return paths
+
+
+def iter_day_chunks(landing_dir: Path, day: date,
+                    chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """The day's rows, chunk by chunk: each file's chunks in turn, file index in name order."""
+    for index, path in enumerate(day_files(landing_dir, day)):
+        yield from iter_landing_chunks(path, day, index, chunk_rows)
+
+
+def read_day(landing_dir: Path, day: date) -> pd.DataFrame:
+    """All landing rows of one day in one frame (the chunks of :func:`iter_day_chunks`).
+
+    Memory grows with the day: the ingest task streams the chunks instead.
+    """
+    paths = day_files(landing_dir, day)
+    frame = pd.concat(list(iter_day_chunks(landing_dir, day)), ignore_index=True)
     log.info("read %d rows for %s from %s", len(frame), day, [p.name for p in paths])
     return frame
 
