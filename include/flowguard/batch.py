@@ -1,11 +1,15 @@
-"""Validate published files or folders outside Airflow, in bounded memory.
+"""Validate published files or folders in bounded memory, chunk by chunk.
 
 Each file is read chunk by chunk (:func:`flowguard.ingest.iter_landing_chunks`), every chunk
-runs through its dataset's Great Expectations contract, and the valid rows and the quarantine
-are appended to one parquet file each per source file. Peak memory follows the chunk size,
-not the file size. The outputs of a file appear only when the whole file is done (written
-to a temporary name, then renamed), so a rerun replaces them and a failed file leaves none.
-Row accounting is checked per chunk and per file; data docs are rebuilt once at the end.
+runs through its dataset's Great Expectations contract (:func:`validate_chunks`), and the
+valid rows and the quarantine are appended to parquet (:class:`ParquetSink`). Peak memory
+follows the chunk size, not the file size. ``flowguard validate`` writes one valid and one
+quarantine file per source file (:func:`validate_path`); the Airflow ingest task
+(:func:`flowguard.pipeline.validate_interval`) runs the same :func:`validate_chunks` over a
+day's files. Outputs appear only when the whole file (or day) is done (written to a
+temporary name, then renamed), so a rerun replaces them and a failure leaves none. Row
+accounting is checked per chunk and over the whole stream; data docs are rebuilt once at
+the end.
 """
 
 from __future__ import annotations
@@ -28,13 +32,19 @@ from flowguard.validation import (
     CONTRACTS,
     MAX_REJECTED_SHARE,
     BatchRejected,
+    Contract,
+    ValidationOutcome,
     build_data_docs,
     check_accounting,
+    check_labels,
+    check_some_in_interval,
     get_context,
+    unknown_labels,
     validate_batch,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from datetime import datetime
     from pathlib import Path
 
@@ -62,14 +72,23 @@ class FileResult:
     seconds: float = 0.0
 
 
-class _ParquetSink:
-    """Append frames to one parquet file under a temporary name; commit renames it."""
+class ParquetSink:
+    """Append frames to one parquet file under a temporary name; commit renames it.
 
-    def __init__(self, path: Path) -> None:
+    Columns keep their pandas dtypes (read back, the file gives what ``to_parquet`` of the
+    concatenated frames would); object columns are written as text, so a first chunk where
+    a text column happens to be all empty does not fix its type to null. ``write_empty``:
+    when no frame had rows, commit writes the columns of the first (empty) frame instead of
+    leaving no file.
+    """
+
+    def __init__(self, path: Path, write_empty: bool = False) -> None:
         self.path = path
         self.tmp = path.with_name(path.name + ".tmp")
+        self.write_empty = write_empty
         self.writer: Any = None
         self.schema: pa.Schema | None = None
+        self.template: pd.DataFrame | None = None
         self.rows = 0
 
     def write(self, frame: pd.DataFrame) -> None:
@@ -77,32 +96,125 @@ class _ParquetSink:
         import pyarrow.parquet as pq
 
         if frame.empty:
+            if self.template is None:
+                self.template = frame.head(0)
             return
-        frame = frame.copy()
-        for col in frame.select_dtypes(include="object").columns:
-            frame[col] = frame[col].astype("string")
         table = pa.Table.from_pandas(frame, preserve_index=False)
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.schema = table.schema
+            self.schema = pa.schema(
+                [f.with_type(pa.string()) if pa.types.is_null(f.type) and
+                 frame[f.name].dtype == object else f for f in table.schema],
+                metadata=table.schema.metadata)
             self.writer = pq.ParquetWriter(self.tmp, self.schema)
-        else:
-            table = table.select(self.schema.names).cast(self.schema)
+        table = table.select(self.schema.names).cast(self.schema)
         self.writer.write_table(table)
         self.rows += len(frame)
 
     def commit(self) -> str | None:
         if self.writer is None:
+            if self.write_empty and self.template is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.template.to_parquet(self.tmp, index=False)
+                self.tmp.replace(self.path)
+                return str(self.path)
             self.path.unlink(missing_ok=True)
             return None
         self.writer.close()
+        self.writer = None
         self.tmp.replace(self.path)
         return str(self.path)
 
     def abort(self) -> None:
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
         self.tmp.unlink(missing_ok=True)
+
+
+@dataclass
+class ChunkTally:
+    """What a stream of validated chunks held: row accounting and the batch-level facts."""
+
+    rows_in: int = 0
+    rows_valid: int = 0
+    rows_quarantined: int = 0
+    rows_in_interval: int = 0
+    chunks: int = 0
+    unknown_labels: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    files: set[str] = field(default_factory=set)
+    first: Any = None
+    last: Any = None
+    result_ids: list[str] = field(default_factory=list)
+    success: bool = True
+
+    def add(self, chunk: pd.DataFrame, outcome: ValidationOutcome) -> None:
+        self.rows_in += len(chunk)
+        self.rows_valid += len(outcome.valid)
+        self.rows_quarantined += len(outcome.quarantined)
+        self.rows_in_interval += len(outcome.valid) + int(
+            outcome.quarantined["in_interval"].sum())
+        self.chunks += 1
+        self.unknown_labels.update(unknown_labels(chunk))
+        for text in outcome.quarantined["quarantine_reasons"]:
+            self.reasons.update(r.strip() for r in text.replace("parse: ", "; ").split(";")
+                                if r.strip())
+        if "source_file" in chunk:
+            self.files.update(chunk["source_file"].dropna().unique())
+        stamps = chunk["event_timestamp"]
+        low, high = stamps.min(), stamps.max()
+        if low is not None and low == low:  # NaT != NaT
+            self.first = low if self.first is None else min(self.first, low)
+            self.last = high if self.last is None else max(self.last, high)
+        self.result_ids.append(outcome.result_id)
+        self.success = self.success and outcome.success
+
+    def check(self, what: str, contract: Contract,
+              interval: tuple[datetime, datetime] | None,
+              max_rejected_share: float = MAX_REJECTED_SHARE) -> None:
+        """The batch-level checks of :func:`validate_batch`, over every chunk at once."""
+        if self.rows_in == 0:
+            raise BatchRejected(f"{what}: no rows: check the landing files")
+        check_accounting(self.rows_in, self.rows_valid, self.rows_quarantined, what)
+        check_labels(self.unknown_labels, self.rows_in, contract)
+        if interval is not None:
+            check_some_in_interval(self.rows_in_interval, interval, list(self.files),
+                                   self.first, self.last)
+        share = self.rows_quarantined / self.rows_in
+        if share > max_rejected_share:
+            raise BatchRejected(
+                f"{what}: {share:.0%} of {self.rows_in} rows failed validation (limit "
+                f"{max_rejected_share:.0%}); most common reasons: "
+                f"{self.reasons.most_common(5)}. Inspect the data docs.")
+
+
+def validate_chunks(chunks: Iterable[pd.DataFrame], context: AbstractDataContext,
+                    interval: tuple[datetime, datetime] | None, contract: Contract,
+                    run_name: Callable[[int], str],
+                    on_valid: Callable[[pd.DataFrame], None],
+                    on_quarantine: Callable[[pd.DataFrame], None], what: str,
+                    max_rejected_share: float = MAX_REJECTED_SHARE) -> ChunkTally:
+    """Validate a stream of canonical chunks, handing on each chunk's valid rows and quarantine.
+
+    The one validation path of both ``flowguard validate`` (per file) and the ingest task
+    (per day): each chunk runs through the contract's suite, its rows go to ``on_valid`` and
+    ``on_quarantine`` (sinks that append them to disk), and only the tally stays in memory.
+    The batch-level rules are then checked over the whole stream (:meth:`ChunkTally.check`):
+    no rows, row accounting, labels outside the taxonomy, no row in the interval, too many
+    rejected rows. Raises :class:`BatchRejected` (the caller aborts its sinks). Data docs are
+    not rebuilt here: call :func:`build_data_docs` once at the end.
+    """
+    tally = ChunkTally()
+    for number, chunk in enumerate(chunks):
+        outcome = validate_batch(chunk, context, interval, run_name(number), contract=contract,
+                                 build_docs=False, max_rejected_share=1.0, batch_checks=False)
+        tally.add(chunk, outcome)
+        on_valid(outcome.valid)
+        on_quarantine(outcome.quarantined)
+        del chunk, outcome
+    tally.check(what, contract, interval, max_rejected_share)
+    return tally
 
 
 def validate_file(path: Path, file_index: int, out_dir: Path, context: AbstractDataContext,
@@ -113,39 +225,23 @@ def validate_file(path: Path, file_index: int, out_dir: Path, context: AbstractD
     result = FileResult(file=str(path))
     layout, _ = sniff(path)
     result.layout = layout.name
-    contract = CONTRACTS[layout.dataset]
-    valid = _ParquetSink(out_dir / "valid" / layout.dataset / f"{path.stem}.parquet")
-    quarantine = _ParquetSink(out_dir / "quarantine" / layout.dataset / f"{path.stem}.parquet")
-    reasons: Counter[str] = Counter()
+    valid = ParquetSink(out_dir / "valid" / layout.dataset / f"{path.stem}.parquet")
+    quarantine = ParquetSink(out_dir / "quarantine" / layout.dataset / f"{path.stem}.parquet")
     try:
-        for number, chunk in enumerate(iter_landing_chunks(path, file_index=file_index,
-                                                           chunk_rows=chunk_rows)):
-            outcome = validate_batch(chunk, context, interval, f"{path.stem}-chunk{number}",
-                                     contract=contract, build_docs=False,
-                                     max_rejected_share=1.0)
-            result.rows_in += len(chunk)
-            result.rows_valid += len(outcome.valid)
-            result.rows_quarantined += len(outcome.quarantined)
-            result.chunks += 1
-            for text in outcome.quarantined["quarantine_reasons"]:
-                reasons.update(r.strip() for r in text.replace("parse: ", "; ").split(";")
-                               if r.strip())
-            valid.write(outcome.valid)
-            quarantine.write(outcome.quarantined)
-            del chunk, outcome
-        check_accounting(result.rows_in, valid.rows, quarantine.rows, str(path))
-        share = result.rows_quarantined / max(result.rows_in, 1)
-        if share > MAX_REJECTED_SHARE:
-            raise BatchRejected(
-                f"{path}: {share:.0%} of {result.rows_in} rows failed validation (limit "
-                f"{MAX_REJECTED_SHARE:.0%}); most common reasons: {reasons.most_common(5)}")
+        tally = validate_chunks(
+            iter_landing_chunks(path, file_index=file_index, chunk_rows=chunk_rows), context,
+            interval, CONTRACTS[layout.dataset], lambda n: f"{path.stem}-chunk{n}",
+            valid.write, quarantine.write, str(path))
+        check_accounting(tally.rows_in, valid.rows, quarantine.rows, f"{path} (written)")
     except BaseException:
         valid.abort()
         quarantine.abort()
         raise
+    result.rows_in, result.rows_valid = tally.rows_in, tally.rows_valid
+    result.rows_quarantined, result.chunks = tally.rows_quarantined, tally.chunks
     result.valid_path = valid.commit()
     result.quarantine_path = quarantine.commit()
-    result.quarantine_reasons = dict(reasons.most_common(20))
+    result.quarantine_reasons = dict(tally.reasons.most_common(20))
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 

@@ -68,6 +68,16 @@ def write_partition(frame: pd.DataFrame, root: Path, day: date) -> Path:
 
 def write_valid_flows(valid: pd.DataFrame, root: Path, day: date, ingested_at: datetime) -> Path:
     """Write validated flows in the Feast source layout (timestamps ``datetime64[ns, UTC]``)."""
+    return write_partition(valid_flows_frame(valid, ingested_at), root, day)
+
+
+def valid_flows_columns(valid: pd.DataFrame) -> list[str]:
+    """The columns of validated rows that the Feast source keeps (``ingested_at`` aside)."""
+    return [c for c in PROVENANCE if c in valid.columns and c != "ingested_at"] + FEATURE_COLUMNS
+
+
+def valid_flows_frame(valid: pd.DataFrame, ingested_at: datetime) -> pd.DataFrame:
+    """Validated flows in the Feast source layout; a chunk of them gives the same rows."""
     columns = [c for c in PROVENANCE if c in valid.columns and c != "ingested_at"]
     frame = valid[columns + FEATURE_COLUMNS].copy()
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True).astype(
@@ -77,7 +87,7 @@ def write_valid_flows(valid: pd.DataFrame, root: Path, day: date, ingested_at: d
     for col in ("src_ip", "dst_ip", "flow_id", "label", "source_file"):
         if col in frame:
             frame[col] = frame[col].astype("string")
-    return write_partition(frame, root, day)
+    return frame
 
 
 def _window_ends(buckets: pd.Series, k: int) -> pd.Series:
@@ -96,11 +106,24 @@ def host_activity(valid: pd.DataFrame, window_ends: tuple[datetime, datetime] | 
 
     ``window_ends`` keeps only rows with ``start < T <= end`` (one run's partition).
     """
+    return host_windows(host_partials(valid), window_ends)
+
+
+HostPartials = tuple[pd.DataFrame, pd.DataFrame]
+
+
+def host_partials(valid: pd.DataFrame) -> HostPartials | None:
+    """Per host and 5-minute bucket: sums and the distinct destination ports.
+
+    Additive: the partials of consecutive chunks, combined (:func:`combine_host_partials`),
+    give the windows of the whole (:func:`host_windows`), so a day can be aggregated in
+    bounded memory. ``None`` for a layout without addresses or no usable flow.
+    """
     if HOST_KEY not in valid:  # a layout without addresses: no host windows
-        return _empty_host_frame()
+        return None
     flows = valid[valid[HOST_KEY].notna() & valid["event_timestamp"].notna()].copy()
     if flows.empty:
-        return _empty_host_frame()
+        return None
     flows["bucket"] = flows["event_timestamp"].dt.floor(HOST_WINDOW_HOP)
     flows["syn_only"] = ((flows["syn_flag_cnt"] > 0) & (flows["ack_flag_cnt"] == 0)).astype(float)
     flows["rst"] = (flows["rst_flag_cnt"] > 0).astype(float)
@@ -112,6 +135,28 @@ def host_activity(valid: pd.DataFrame, window_ends: tuple[datetime, datetime] | 
         bytes=("bytes", "sum"), packets=("packets", "sum"), duration=("flow_duration", "sum"),
     ).reset_index()
     ports = flows[[HOST_KEY, "bucket", "dst_port"]].drop_duplicates()
+    return partial, ports
+
+
+def combine_host_partials(parts: list[HostPartials | None]) -> HostPartials | None:
+    """One set of partials from those of several chunks (in any order)."""
+    parts = [p for p in parts if p is not None]
+    if len(parts) <= 1:
+        return parts[0] if parts else None
+    keys = [HOST_KEY, "bucket"]
+    partial = pd.concat([p[0] for p in parts], ignore_index=True).groupby(
+        keys, sort=False).sum().reset_index()
+    ports = pd.concat([p[1] for p in parts], ignore_index=True).drop_duplicates()
+    return partial, ports
+
+
+def host_windows(partials: HostPartials | None,
+                 window_ends: tuple[datetime, datetime] | None = None) -> pd.DataFrame:
+    """The trailing-hour windows (see :func:`host_activity`) from combined partials."""
+    if partials is None:
+        return _empty_host_frame()
+    partial, ports = partials
+    keys = [HOST_KEY, "bucket"]
     hops = int(HOST_WINDOW / HOST_WINDOW_HOP)
     # each bucket contributes to the ``hops`` windows that end after it and cover it
     sums = pd.concat([partial.assign(bucket=_window_ends(partial["bucket"], k))
@@ -144,22 +189,24 @@ def _empty_host_frame() -> pd.DataFrame:
     return frame
 
 
-def write_host_activity(valid: pd.DataFrame, root: Path, day: date, ingested_at: datetime,
-                        flows_root: Path | None = None) -> Path:
+def write_host_activity(valid: pd.DataFrame | None, root: Path, day: date,
+                        ingested_at: datetime, flows_root: Path | None = None,
+                        partials: HostPartials | None = None) -> Path:
     """Write the day's host windows: those ending in ``(day, day + 1]``.
 
     Windows ending in the day's first hour also cover the previous day's last hour: with
     ``flows_root``, that day's validated partition (if ingested) is read for them, so a
-    window never depends on which day's run wrote it.
+    window never depends on which day's run wrote it. ``partials`` (the day's flows already
+    aggregated chunk by chunk, :func:`host_partials`) stands in for ``valid``.
     """
     start = as_utc(pd.Timestamp(day))
-    flows = valid
+    parts = [host_partials(valid) if valid is not None else partials]
     previous = partition_path(flows_root, day - timedelta(days=1)) if flows_root else None
     if previous is not None and previous.exists():
         tail = pd.read_parquet(previous, columns=_HOST_INPUTS)
         tail = tail[tail["event_timestamp"] >= start - HOST_WINDOW]
-        flows = pd.concat([tail, valid.reindex(columns=_HOST_INPUTS)], ignore_index=True)
-    frame = host_activity(flows, (start, start + timedelta(days=1)))
+        parts.insert(0, host_partials(tail))
+    frame = host_windows(combine_host_partials(parts), (start, start + timedelta(days=1)))
     frame["ingested_at"] = as_utc(ingested_at)
     frame["ingested_at"] = frame["ingested_at"].astype("datetime64[ns, UTC]")
     return write_partition(frame, root, day)

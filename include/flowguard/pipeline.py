@@ -54,31 +54,87 @@ def _mlflow(settings: Settings) -> Any:
 # ---------------------------------------------------------------- ingest + validate
 
 
-def validate_interval(start: str, end: str, run_name: str) -> dict[str, Any]:
-    """Read the interval's landing files, validate them, write valid rows and quarantine."""
-    from flowguard.features import write_host_activity, write_partition, write_valid_flows
-    from flowguard.ingest import read_day
-    from flowguard.validation import check_accounting, get_context, validate_batch
+def validate_interval(start: str, end: str, run_name: str,
+                      chunk_rows: int | None = None) -> dict[str, Any]:
+    """Read the interval's landing files, validate them, write valid rows and quarantine.
+
+    Chunk by chunk, in memory bounded by ``chunk_rows`` (default
+    :data:`flowguard.ingest.CHUNK_ROWS`), through the same :func:`flowguard.batch.validate_chunks`
+    as ``flowguard validate``: each chunk's valid rows are staged to parquet and folded into
+    the host-activity partials, its quarantine appended to the day's quarantine partition.
+    The batch-level rules (accounting, labels, interval, rejected share) hold for the whole
+    day. Only then are the partitions written, each atomically and exactly as one
+    whole-day batch would write them: the validated flows (stamped with ``ingested_at``, after
+    the validation results, which :mod:`flowguard.lineage` relies on), the host windows and
+    the quarantine. Every chunk's GX result carries ``run_name``.
+    """
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from flowguard.batch import ParquetSink, validate_chunks
+    from flowguard.features import (
+        combine_host_partials,
+        host_partials,
+        partition_path,
+        valid_flows_columns,
+        valid_flows_frame,
+        write_host_activity,
+    )
+    from flowguard.ingest import CHUNK_ROWS, day_files, iter_day_chunks
+    from flowguard.validation import CICIDS2017, build_data_docs, check_accounting, get_context
 
     settings = get_settings()
     started = time.perf_counter()
     day = _day(start)
-    frame = read_day(settings.landing_dir, day)
-    outcome = validate_batch(frame, get_context(settings.gx_dir), (_utc(start), _utc(end)),
-                             run_name=run_name)
-    # Nothing is written unless every row is accounted for (valid or quarantined).
-    check_accounting(len(frame), len(outcome.valid), len(outcome.quarantined), f"ingest {day}")
-    now = datetime.now(UTC)
-    valid_path = write_valid_flows(outcome.valid, settings.flows_source, day, now)
-    hosts_path = write_host_activity(outcome.valid, settings.lake_dir / "hosts", day, now,
-                                     flows_root=settings.flows_source)
-    quarantine = outcome.quarantined.astype({"raw_label": "string", "label": "string"})
-    quarantine_path = write_partition(quarantine, settings.quarantine_dir / "flows", day)
+    day_files(settings.landing_dir, day)  # no landing file: fail before any work
+    context = get_context(settings.gx_dir)
+    stage_dir = _run_dir(settings.work_dir / "ingest", run_name)
+    stage = ParquetSink(stage_dir / "valid.parquet", write_empty=True)
+    quarantine = ParquetSink(partition_path(settings.quarantine_dir / "flows", day),
+                             write_empty=True)
+    valid = ParquetSink(partition_path(settings.flows_source, day), write_empty=True)
+    partials: list[Any] = []
+
+    def on_valid(rows: pd.DataFrame) -> None:
+        stage.write(rows[valid_flows_columns(rows)])
+        partials[:] = [combine_host_partials([*partials, host_partials(rows)])]
+
+    def on_quarantine(rows: pd.DataFrame) -> None:
+        quarantine.write(rows.astype({"raw_label": "string", "label": "string"}))
+
+    try:
+        tally = validate_chunks(iter_day_chunks(settings.landing_dir, day, chunk_rows or CHUNK_ROWS),
+                                context, (_utc(start), _utc(end)), CICIDS2017,
+                                lambda _: run_name, on_valid, on_quarantine, f"ingest {day}")
+        # Nothing is written unless every row is accounted for (valid or quarantined).
+        check_accounting(tally.rows_in, stage.rows, quarantine.rows, f"ingest {day} (written)")
+        build_data_docs(context)
+        stage.commit()
+        now = datetime.now(UTC)  # after the validation results: see flowguard.lineage
+        staged = pq.ParquetFile(stage.path)
+        for group in range(staged.num_row_groups):
+            valid.write(valid_flows_frame(staged.read_row_group(group).to_pandas(), now))
+        if not staged.num_row_groups:
+            valid.write(valid_flows_frame(staged.read().to_pandas(), now))
+        valid_path = valid.commit()
+        hosts_path = write_host_activity(None, settings.lake_dir / "hosts", day, now,
+                                         flows_root=settings.flows_source,
+                                         partials=partials[0] if partials else None)
+        quarantine_path = quarantine.commit()
+    except BaseException:
+        for sink in (stage, valid, quarantine):
+            sink.abort()
+        raise
+    finally:
+        shutil.rmtree(stage_dir, ignore_errors=True)
     result = {
-        "day": day.isoformat(), "rows_in": len(frame), "rows_valid": len(outcome.valid),
-        "rows_quarantined": len(quarantine), "valid_path": str(valid_path),
-        "quarantine_path": str(quarantine_path), "hosts_path": str(hosts_path), "validation_result_id": outcome.result_id,
-        "data_docs": str(settings.data_docs_index), "seconds": round(time.perf_counter() - started, 2),
+        "day": day.isoformat(), "rows_in": tally.rows_in, "rows_valid": tally.rows_valid,
+        "rows_quarantined": tally.rows_quarantined, "chunks": tally.chunks,
+        "valid_path": str(valid_path), "quarantine_path": str(quarantine_path),
+        "hosts_path": str(hosts_path), "validation_result_id": tally.result_ids[-1],
+        "data_docs": str(settings.data_docs_index),
+        "seconds": round(time.perf_counter() - started, 2),
     }
     log.info("validated %s", result)
     return result

@@ -291,6 +291,9 @@ def _flows_for_class(rng: np.random.Generator, label: str, n: int, day: date) ->
     return pd.DataFrame(cols)
 
 
+TEXT_QUIRK_COLUMNS = ("Flow Bytes/s", "Flow Packets/s", "Flow IAT Mean")
+
+
 def inject_quirks(frame: pd.DataFrame, rng: np.random.Generator, rate: float) -> pd.DataFrame:
     """Reproduce the published files' defects on a share ``rate`` of rows (for each kind).
 
@@ -298,8 +301,13 @@ def inject_quirks(frame: pd.DataFrame, rng: np.random.Generator, rate: float) ->
     ``Infinity`` rates on zero-duration flows, negative packet counts, unknown labels,
     unparseable numbers, exact repeats of a row (inserted right after it); plus timestamps
     without seconds (valid) and one trailing row of commas, as in the real files.
+
+    Only the columns that receive text become object columns: a whole-frame ``astype(object)``
+    cost 4 GB and most of the generator's time at full scale. The trailing row of commas is
+    not part of the frame: :func:`generate_week` writes it (a row of nulls would turn every
+    integer column into floats).
     """
-    frame = frame.copy()
+    frame = frame.astype({c: object for c in TEXT_QUIRK_COLUMNS})
     n = len(frame)
     k = max(1, int(n * rate))
     picks = [rng.choice(n, k, replace=False) for _ in range(5)]
@@ -317,8 +325,7 @@ def inject_quirks(frame: pd.DataFrame, rng: np.random.Generator, rate: float) ->
     # Some published files write minutes only ("4/7/2017 8:54"): valid, coarser times.
     short = frame.index[rng.choice(len(frame), k, replace=False)]
     frame.loc[short, "Timestamp"] = frame.loc[short, "Timestamp"].str.rsplit(":", n=1).str[0]
-    blank = pd.DataFrame([[None] * frame.shape[1]], columns=frame.columns)
-    return pd.concat([frame, blank], ignore_index=True)
+    return frame
 
 
 def generate_week(
@@ -346,13 +353,17 @@ def generate_week(
         frame = pd.concat(parts, ignore_index=True)
         frame = frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
         if quirk_rate > 0:
-            frame = frame.astype(object)
             frame = inject_quirks(frame, rng, quirk_rate)
         # The published header: leading spaces on all but a few names, Fwd Header Length twice.
         frame.columns = [h if h in {"Flow ID", "Label"} else f" {h}" for h in TRAFFIC_LABELLING_HEADERS]
         path = out_dir / name
         tmp = path.with_suffix(".tmp")
-        frame.to_csv(tmp, index=False, encoding="cp1252", float_format="%.6g")
+        # With quirks, floats keep every digit (as the published files do); without, 6.
+        frame.to_csv(tmp, index=False, encoding="cp1252",
+                     float_format=None if quirk_rate > 0 else "%.6g")
+        if quirk_rate > 0:  # the published files end with a row of commas
+            with tmp.open("ab") as fh:
+                fh.write(b"," * (frame.shape[1] - 1) + b"\n")
         tmp.replace(path)
         log.info("wrote %s: %d flows", path, len(frame))
         written.append(path)

@@ -33,6 +33,7 @@ from flowguard.schema import (
 )
 
 if TYPE_CHECKING:
+    from collections import Counter
     from datetime import datetime
     from pathlib import Path
 
@@ -210,25 +211,53 @@ def _register_checkpoint(context: AbstractDataContext, contract: Contract,
     ))
 
 
-def _check_labels(frame: pd.DataFrame, contract: Contract) -> None:
-    """Batch-level: a label set far outside the known one means the taxonomy mapping is off."""
+def unknown_labels(frame: pd.DataFrame) -> Counter[str]:
+    """Raw labels of the rows whose label is outside the taxonomy, with their counts."""
+    from collections import Counter
+
     if "raw_label" not in frame:
-        return
+        return Counter()
     unknown = frame["label"].isna() & frame["raw_label"].notna()
-    if unknown.mean() > MAX_UNKNOWN_LABEL_SHARE:
-        top = frame.loc[unknown, "raw_label"].value_counts().head(5).to_dict()
+    return Counter(frame.loc[unknown, "raw_label"].value_counts().to_dict())
+
+
+def check_labels(unknown: Counter[str], rows: int, contract: Contract) -> None:
+    """Batch-level: a label set far outside the known one means the taxonomy mapping is off.
+
+    ``unknown`` counts the raw labels outside the taxonomy among ``rows`` rows (the whole
+    batch, or every chunk of a file or a day: :func:`unknown_labels` of each, added).
+    """
+    share = sum(unknown.values()) / max(rows, 1)
+    if share > MAX_UNKNOWN_LABEL_SHARE:
+        top = dict(sorted(unknown.items(), key=lambda kv: (-kv[1], str(kv[0])))[:5])
         raise BatchRejected(
-            f"{unknown.mean():.0%} of {len(frame)} rows carry labels outside the "
+            f"{share:.0%} of {rows} rows carry labels outside the "
             f"{contract.suite_name} taxonomy (most common: {top}); known labels: "
             f"{list(contract.labels)}. Map the new spellings in flowguard.schema or check that "
             "the files belong to this dataset.")
+
+
+def check_some_in_interval(rows_in_interval: int, interval: tuple[datetime, datetime],
+                           files: list[str], first: Any, last: Any) -> None:
+    """Batch-level: a batch none of whose rows falls in the run's interval is the wrong day.
+
+    ``first``/``last``: the earliest and latest parseable timestamps (``None`` if none).
+    """
+    if rows_in_interval:
+        return
+    start, end = (as_utc(t) for t in interval)
+    held = f"{first} to {last}" if first is not None else "no parseable timestamps"
+    raise BatchRejected(
+        f"no landing row falls in the run's interval [{start}, {end}): the files "
+        f"{sorted(files) or '?'} hold flows from {held}. Land this day's files, or trigger the "
+        "run for their day.")
 
 
 def validate_batch(
     frame: pd.DataFrame, context: AbstractDataContext,
     interval: tuple[datetime, datetime] | None, run_name: str,
     contract: Contract = CICIDS2017, build_docs: bool = True,
-    max_rejected_share: float = MAX_REJECTED_SHARE,
+    max_rejected_share: float = MAX_REJECTED_SHARE, batch_checks: bool = True,
 ) -> ValidationOutcome:
     """Run the contract's suite on one batch and split it into valid and quarantined rows.
 
@@ -236,7 +265,8 @@ def validate_batch(
     parse errors) and their source file and line. ``interval`` (UTC, half-open) is the run's
     data interval; ``None`` accepts any time (validating files outside a scheduled run).
     ``build_docs=False`` skips the data docs rebuild (call :func:`build_data_docs` once after
-    a series of chunks).
+    a series of chunks). ``batch_checks=False`` leaves the label-share and "some row in the
+    interval" checks to the caller, who sees every chunk (:func:`flowguard.batch.validate_chunks`).
     """
     import pandas as pd
     from great_expectations.core.run_identifier import RunIdentifier
@@ -246,20 +276,20 @@ def validate_batch(
     missing = [c for c in contract.required if c not in frame.columns]
     if missing:
         raise BatchRejected(f"the batch lacks columns {missing}: the landing layout changed")
-    _check_labels(frame, contract)
+    if batch_checks:
+        check_labels(unknown_labels(frame), len(frame), contract)
     if interval is None:
         frame = frame.assign(in_interval=True)
     else:
         start, end = (as_utc(t) for t in interval)
         frame = frame.assign(
             in_interval=(frame["event_timestamp"] >= start) & (frame["event_timestamp"] < end))
-    if interval is not None and not frame["in_interval"].any():
+    if interval is not None and batch_checks and not frame["in_interval"].any():
         stamps = frame["event_timestamp"].dropna()
-        held = f"{stamps.min()} to {stamps.max()}" if len(stamps) else "no parseable timestamps"
-        raise BatchRejected(
-            f"no landing row falls in the run's interval [{start}, {end}): the files "
-            f"{sorted(frame['source_file'].unique()) if 'source_file' in frame else '?'} "
-            f"hold flows from {held}. Land this day's files, or trigger the run for their day.")
+        check_some_in_interval(
+            0, interval,
+            list(frame["source_file"].unique()) if "source_file" in frame else [],
+            stamps.min() if len(stamps) else None, stamps.max() if len(stamps) else None)
     checkpoint = _checkpoint(context, contract, build_docs)
     # GX's pandas engine filters the whole batch once per metric: hand it only the columns the
     # suite reads (a third of the time on a CICIDS2017 chunk), the row id included.
