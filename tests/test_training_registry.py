@@ -400,14 +400,16 @@ def test_registry_lock_excludes_a_second_holder(kind: str, tmp_path: Path,
 @pytest.mark.slow
 def test_validation_result_behind_each_training_day(home: Path, synthetic_week: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real ingest step stores GX results; a rerun's result replaces the first one."""
+    """The real ingest step stores GX results (one per chunk); a rerun's results replace the
+    first run's, and the lineage adds up the chunks of the run behind the partition."""
     from flowguard.config import get_settings
     from flowguard.lineage import validation_results_for_days
     from flowguard.pipeline import validate_interval
 
     monkeypatch.setenv("FLOWGUARD_LANDING_DIR", str(synthetic_week))
     first = validate_interval("2017-07-03T00:00:00+00:00", "2017-07-04T00:00:00+00:00", "run-1")
-    second = validate_interval("2017-07-03T00:00:00+00:00", "2017-07-04T00:00:00+00:00", "run-2")
+    second = validate_interval("2017-07-03T00:00:00+00:00", "2017-07-04T00:00:00+00:00", "run-2",
+                               chunk_rows=200)
     settings = get_settings()
     found = validation_results_for_days(settings.gx_dir, settings.flows_source,
                                         [date(2017, 7, 3)])
@@ -415,3 +417,6 @@ def test_validation_result_behind_each_training_day(home: Path, synthetic_week: 
     assert "run-2" in found[0]["id"] and found[0]["run_name"] == "run-2"
     assert found[0]["statistics"]["evaluated_expectations"] > 0
     assert first["validation_result_id"] != second["validation_result_id"]
+    assert second["chunks"] > 1 and found[0]["chunks"] == second["chunks"]
+    assert all("run-2" in i for i in found[0]["chunk_ids"])
+    assert found[0]["id"] == found[0]["chunk_ids"][-1]

@@ -93,6 +93,16 @@ def stored_validation_results(gx_dir: Path) -> list[dict[str, Any]]:
     return sorted(results, key=lambda r: r["validated_at"])
 
 
+def _sum_statistics(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """GX statistics of several chunk results as one: counts added, success rate recomputed."""
+    keys = ("evaluated_expectations", "successful_expectations", "unsuccessful_expectations")
+    total = {k: sum(int(p.get(k) or 0) for p in parts) for k in keys}
+    evaluated = total["evaluated_expectations"]
+    total["success_percent"] = (100.0 * total["successful_expectations"] / evaluated
+                                if evaluated else None)
+    return total
+
+
 def validation_results_for_days(gx_dir: Path, flows_source: Path, days: list[date]
                                 ) -> list[dict[str, Any]]:
     """The validation result behind each day's partition (``id`` None if none is found)."""
@@ -108,6 +118,18 @@ def validation_results_for_days(gx_dir: Path, flows_source: Path, days: list[dat
             before = [r for r in stored
                       if pd.Timestamp(r["validated_at"]) <= pd.Timestamp(ingested)]
             match = before[-1] if before else None
+        if match is not None and match.get("run_name"):
+            # The ingest task validates a day chunk by chunk, one stored result per chunk under
+            # the run's name: the partition is backed by the run's last block of results.
+            chunks = []
+            for result in reversed(before):
+                if result.get("run_name") != match["run_name"]:
+                    break
+                chunks.append(result)
+            chunks.reverse()
+            match = {**match, "chunk_ids": [r["id"] for r in chunks], "chunks": len(chunks),
+                     "success": all(r["success"] for r in chunks),
+                     "statistics": _sum_statistics([r["statistics"] for r in chunks])}
         out.append({"day": day.isoformat(), "partition": str(path),
                     "ingested_at": None if pd.isna(ingested) else pd.Timestamp(ingested).isoformat(),
                     **(match or {"id": None})})
