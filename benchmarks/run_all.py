@@ -239,10 +239,6 @@ ORDER = ("ingest", "training", "feast", "drift")  # ingest generates the week tr
 BUDGET_MINUTES = {False: 45, True: 5}
 
 
-def _accepts(script: Path, option: str) -> bool:
-    return option in script.read_text()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="every benchmark at its quick size")
@@ -251,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="end-to-end demo runs (default: 0 with --quick, 2 otherwise)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per benchmark")
     parser.add_argument("--data", type=Path, default=None,
-                        help="folder for the generated full week, shared by the ingest and "
-                             "training benchmarks and kept (default: a temporary folder)")
+                        help="an already generated full week to reuse (default: the ingest "
+                             "benchmark generates one, timed, and training reads it)")
     parser.add_argument("--no-readme", action="store_true", help="do not touch README.md")
     args = parser.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
@@ -263,16 +259,20 @@ def main(argv: list[str] | None = None) -> int:
     scripts = sorted(HERE.glob("bench_*.py"),
                      key=lambda p: (ORDER.index(p.stem[6:]) if p.stem[6:] in ORDER else 99, p.name))
     with tempfile.TemporaryDirectory(prefix="flowguard-bench-data-") as scratch:
-        # Full mode generates the 2.8 M-row week once (the ingest benchmark times that) and
-        # the training benchmark reads the same files instead of generating them again.
-        week = (args.data or Path(scratch)) / "week-full"
+        # Full mode generates the 2.8 M-row week once (the ingest benchmark times that, in
+        # its scratch folder) and the training benchmark reads the same files. --data reuses
+        # a week generated earlier (its GENERATED.json carries the generator's figures).
+        ingest_work = Path(scratch) / "ingest"
+        week = args.data or ingest_work / "week-full"
         for script in scripts:
             area = script.stem.removeprefix("bench_")
             if only and area not in only:
                 continue
-            extra = (["--data", str(week)]
-                     if not args.quick and area in {"ingest", "training"}
-                     and _accepts(script, '"--data"') else [])
+            extra: list[str] = []
+            if not args.quick and area == "ingest":
+                extra = ["--data", str(args.data)] if args.data else ["--work", str(ingest_work)]
+            if not args.quick and area == "training" and week.exists():
+                extra = ["--data", str(week)]
             areas[area] = run_script(script, args.quick, args.timeout, extra)
     demo_runs = args.demo_runs if args.demo_runs is not None else (0 if args.quick else 2)
     if demo_runs and (not only or "demo" in only):
