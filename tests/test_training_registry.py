@@ -360,8 +360,9 @@ def test_concurrent_promotions_leave_consistent_aliases(backend: str, home: Path
     assert all(d.promoted for d in decisions.values())
     seen = sorted(d.champion_version for d in decisions.values())
     champion, previous = _alias(client, CHAMPION), _alias(client, PREVIOUS)
-    # one gate saw v1, the other saw the first winner, never both v1
-    assert seen == sorted([v1, previous])
+    # one gate saw v1, the other saw the first winner, never both v1 (without the lock both
+    # saw v1 and the aliases ended as champion v3, previous v1: run once, docs/training.md)
+    assert len(set(seen)) == 2 and seen == sorted([v1, previous])
     assert client.get_model_version("m", champion).tags["gate_compared_with"] == previous
     assert {champion, previous} == {v2, v3}
 
