@@ -16,6 +16,7 @@ after (five helpers share these 2 cores).
 
     .venv/bin/python benchmarks/bench_training.py --quick
     .venv/bin/python benchmarks/bench_training.py --sizes 100000 1000000 --runs 3 1
+    .venv/bin/python benchmarks/bench_training.py --data /path/to/week   # no regeneration
 """
 
 from __future__ import annotations
@@ -37,30 +38,45 @@ PROJECT = Path(__file__).resolve().parents[1]
 FULL_ROWS = 2_830_743  # the published TrafficLabelling week
 
 
-def build_week(rows: int, cache: Path) -> Path:
-    """The canonical training frame of a synthetic week with about ``rows`` flows."""
+def build_week(rows: int, cache: Path, data: Path | None = None) -> Path:
+    """The canonical training frame of a synthetic week with about ``rows`` flows.
+
+    ``data``: a folder already holding a week in the published CSV layout (what
+    ``flowguard generate`` / ``synth.generate_week`` write); it is read, not regenerated.
+    Host features are joined as the feature service joins them: the newest host window
+    ending at or before each flow, within the view's ttl.
+    """
     import pandas as pd
 
-    from flowguard.features import host_activity
-    from flowguard.ingest import read_day
+    from flowguard.features import HOST_TTL, host_activity
+    from flowguard.ingest import files_for_day, read_day
     from flowguard.schema import HOST_FEATURES
     from flowguard.synth import WEEK_START, generate_week
 
-    scale = rows / FULL_ROWS
-    out = cache / f"week_{scale:.4f}.parquet"
+    if data is not None:
+        tag = "data_" + "".join(ch if ch.isalnum() else "_" for ch in str(data.resolve()))[-60:]
+        landing = data
+    else:
+        tag = f"week_{rows / FULL_ROWS:.4f}"
+        landing = cache / f"landing_{rows / FULL_ROWS:.4f}"
+    out = cache / f"{tag}.parquet"
     if out.exists():
         return out
-    landing = cache / f"landing_{scale:.4f}"
-    generate_week(landing, scale=scale, min_per_class=40)
-    days = [read_day(landing, WEEK_START + timedelta(days=d)) for d in range(5)]
-    frame = pd.concat(days, ignore_index=True)
+    if data is None:
+        generate_week(landing, scale=rows / FULL_ROWS, min_per_class=40)
+    days = [WEEK_START + timedelta(days=d) for d in range(7)]
+    frames = [read_day(landing, day) for day in days if files_for_day(landing, day)]
+    if not frames:
+        raise FileNotFoundError(f"no CICIDS2017 day files under {landing}")
+    frame = pd.concat(frames, ignore_index=True)
+    del frames
     frame = frame[(frame["parse_error"] == "") & frame["label"].notna()].drop(
         columns=["parse_error", "raw_label"])
-    hosts = host_activity(frame)  # stamped at the hour's end: joins flows of the next hour
-    frame["hour"] = frame["event_timestamp"].dt.floor("1h").astype("datetime64[ns, UTC]")
     frame["src_ip"] = frame["src_ip"].astype("string")
-    frame = frame.merge(hosts.rename(columns={"event_timestamp": "hour"}),
-                        on=["src_ip", "hour"], how="left").drop(columns=["hour"])
+    frame["event_timestamp"] = frame["event_timestamp"].astype("datetime64[ns, UTC]")
+    hosts = host_activity(frame).sort_values("event_timestamp")
+    frame = pd.merge_asof(frame.sort_values("event_timestamp"), hosts, on="event_timestamp",
+                          by="src_ip", direction="backward", tolerance=HOST_TTL)
     assert all(c in frame for c in HOST_FEATURES)
     frame["label"] = frame["label"].astype(str)
     frame.to_parquet(out, index=False)
@@ -70,6 +86,8 @@ def build_week(rows: int, cache: Path) -> Path:
 def sample(week: Path, rows: int, out: Path, seed: int = 0) -> Path:
     import pandas as pd
 
+    if rows >= pd.read_parquet(week, columns=["label"]).shape[0]:
+        return week  # the whole week: no copy
     frame = pd.read_parquet(week)
     if rows < len(frame):
         share = rows / len(frame)
@@ -124,8 +142,11 @@ def summarise(runs: list[dict]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one small size, seconds")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--runs", type=int, nargs="+", default=[3, 1],
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, FULL_ROWS],
+                        help="rows per size; a size >= the week's rows uses the whole week")
+    parser.add_argument("--data", type=Path, help="read this folder's week (published CSV "
+                        "layout, e.g. written by `flowguard generate`) instead of generating")
+    parser.add_argument("--runs", type=int, nargs="+", default=[3, 1, 1],
                         help="runs per size (last value repeats)")
     parser.add_argument("--budget", type=float, default=60.0, help="tuning budget (s)")
     parser.add_argument("--trials", type=int, default=10)
@@ -138,14 +159,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(one_run(args.one, args.budget, args.trials, args.n_estimators)))
         return 0
     if args.quick:
-        args.sizes, args.runs, args.budget, args.trials = [20_000], [2], 10.0, 3
+        args.sizes, args.runs, args.budget, args.trials = [20_000], [1], 10.0, 3
         if args.out.name == "training.json":
             args.out = args.out.with_name("training_quick.json")
     home = Path(os.environ.get("FLOWGUARD_HOME", PROJECT / "var"))
     cache = home / "bench" / "training"
     cache.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    week = build_week(max(args.sizes), cache)
+    week = build_week(max(args.sizes), cache, args.data)
     prep = time.perf_counter() - started
     results = []
     for i, size in enumerate(sorted(args.sizes)):
@@ -175,7 +196,8 @@ def write(args: argparse.Namespace, results: list[dict], prep: float) -> None:
                     "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]},
         "settings": {"tuning_budget_s": args.budget, "max_trials": args.trials,
                      "n_estimators": args.n_estimators, "quick": args.quick,
-                     "data": "synthetic week via ingest.read_day + host activity join",
+                     "data": f"{args.data or 'generated synthetic week'} via ingest.read_day"
+                             " + host activity joined as the feature service does",
                      "data_prep_seconds_untimed": round(prep, 1)},
         "results": results,
     }

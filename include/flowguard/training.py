@@ -12,7 +12,9 @@ count without letting 40 Heartbleed flows dominate a 500 k benign day.
 Search: Optuna TPE (seeded) on the validation split's macro-F1, stopped by a wall-clock
 budget or a trial cap, whichever comes first; trial 0 is the hand-picked default, so the
 search never returns something worse than the default on validation. Each trial is a nested
-MLflow run. The winning parameters are refitted on the whole training split.
+MLflow run. The winning parameters are fitted on the whole training split with early
+stopping on the validation split, then refitted on train + validation with the rounds
+found (:func:`final_fit`).
 Reproducibility: seeds for the row sampling, the sampler and XGBoost are fixed and
 XGBoost uses a fixed thread count, so the same data and the same number of completed trials
 give the same model. Under a binding time budget the number of trials depends on the
@@ -71,13 +73,24 @@ class TrainResult:
 
 
 def time_aware_split(frame: pd.DataFrame, valid: float = 0.1, test: float = 0.2,
+                     withheld: dict[str, int] | None = None,
                      ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Split per class in time order: oldest -> train, then early-stopping, newest -> test."""
+    """Split per class in time order: oldest -> train, then early-stopping, newest -> test.
+
+    ``withheld``: flows per class already removed as the frozen holdout (the newest flows
+    of the window the first champion trained on). They count towards the class's test
+    share, so a class with no new flows since then is not withheld a second time: without
+    this, a retrain trained on the oldest 55 % of such a class only (docs/training.md).
+    """
+    withheld = withheld or {}
     parts: dict[str, list[pd.DataFrame]] = {"train": [], "valid": [], "test": []}
-    for _, group in frame.sort_values(["event_timestamp", "flow_uid"]).groupby("label", sort=True):
+    for label, group in frame.sort_values(["event_timestamp", "flow_uid"]).groupby("label",
+                                                                                  sort=True):
         n = len(group)
-        n_test = int(round(n * test)) if n >= 5 else 0
-        n_valid = int(round(n * valid)) if n >= 10 else 0
+        held = int(withheld.get(str(label), 0))
+        total = n + held
+        n_test = max(0, int(round(total * test)) - held) if total >= 5 else 0
+        n_valid = min(int(round(total * valid)) if total >= 10 else 0, n - n_test)
         cut_train = n - n_test - n_valid
         parts["train"].append(group.iloc[:cut_train])
         parts["valid"].append(group.iloc[cut_train:cut_train + n_valid])
@@ -119,6 +132,32 @@ def predict_proba(model: XGBClassifier, frame: pd.DataFrame) -> np.ndarray:
 def predict_labels(model: XGBClassifier, classes: list[str], frame: pd.DataFrame) -> np.ndarray:
     """Class names predicted for ``frame`` (the model works on class indices)."""
     return np.asarray(classes)[model.predict(frame[MODEL_FEATURES]).astype(int)]
+
+
+def final_fit(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str],
+              params: dict[str, Any], tuning: TuningConfig, seed: int,
+              ) -> tuple[XGBClassifier, int, dict[str, float]]:
+    """The model that ships: fitted on train + validation with the early-stopped round count.
+
+    Early stopping on the validation split picks the number of rounds (and gives the
+    out-of-sample ``valid_*`` metrics); the model is then refitted on train and validation
+    together with that many rounds. Why: the validation split holds the newest 10 % of each
+    class before the holdout. Withholding it from the final model cost a rare class whose
+    flows drift in time (DoS slowloris: the attacker's host counters climb through the
+    attack) all its recall on the frozen holdout (docs/training.md, "Final fit").
+    Returns the model, the best iteration and the validation metrics.
+    """
+    model = fit_model(train, valid, classes, seed=seed, params=params,
+                      n_estimators=tuning.n_estimators,
+                      early_stopping_rounds=tuning.early_stopping_rounds)
+    best_iteration = int(getattr(model, "best_iteration", 0) or 0)
+    if not len(valid):
+        return model, best_iteration, {}
+    valid_metrics = evaluate(valid["label"].to_numpy(), predict_labels(model, classes, valid),
+                             classes)
+    refit = fit_model(pd.concat([train, valid], ignore_index=True), valid.iloc[:0], classes,
+                      seed=seed, params=params, n_estimators=best_iteration + 1)
+    return refit, best_iteration, valid_metrics
 
 
 def ensure_experiment(name: str, artifact_root: Path) -> str:
@@ -217,12 +256,13 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
     tuning = tuning or TuningConfig()
     np.random.seed(seed)
     frame = pd.read_parquet(training_set)
-    excluded = 0
+    excluded, withheld = 0, {}
     if exclude_uids is not None and len(exclude_uids):
         keep = ~frame["flow_uid"].isin(set(exclude_uids))
         excluded = int((~keep).sum())
+        withheld = {str(k): int(v) for k, v in frame.loc[~keep, "label"].value_counts().items()}
         frame = frame[keep].reset_index(drop=True)
-    train, valid, test = time_aware_split(frame)
+    train, valid, test = time_aware_split(frame, withheld=withheld)
     classes = sorted(frame["label"].unique())
     experiment_id = ensure_experiment(EXPERIMENT, artifact_root / EXPERIMENT)
     with mlflow.start_run(experiment_id=experiment_id,
@@ -253,17 +293,13 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
         best, trials = tune(train, valid, classes, tuning, seed)
         tuning_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        model = fit_model(train, valid, classes, seed=seed, params=best,
-                          n_estimators=tuning.n_estimators,
-                          early_stopping_rounds=tuning.early_stopping_rounds)
+        model, best_iteration, valid_metrics = final_fit(train, valid, classes, best, tuning, seed)
         fit_seconds = time.perf_counter() - started
-        mlflow.log_params({**best, "n_estimators": tuning.n_estimators, "max_bin": 64})
-        best_iteration = int(getattr(model, "best_iteration", 0) or 0)
+        mlflow.log_params({**best, "n_estimators": tuning.n_estimators, "max_bin": 64,
+                           "final_fit": "train+validation, rounds from early stopping"})
         proba = predict_proba(model, test)
         predicted = np.asarray(classes)[proba.argmax(axis=1)]
         metrics = evaluate(test["label"].to_numpy(), predicted, classes, proba)
-        valid_metrics = evaluate(valid["label"].to_numpy(), predict_labels(model, classes, valid),
-                                 classes) if len(valid) else {}
         mlflow.log_metrics({**metrics, "best_iteration": best_iteration, "tuning_trials": trials,
                             "tuning_seconds": tuning_seconds, "fit_seconds": fit_seconds,
                             **({"valid_macro_f1": valid_metrics["macro_f1"]} if valid_metrics else {})})
@@ -330,7 +366,8 @@ BENIGN, which the monitor's drift checks are there to catch.
 
 ## Training
 XGBoost hist (64 bins), early stopping on the validation split (best iteration
-{best_iteration} of at most {tuning.n_estimators}). Optuna TPE search: {trials} trials within
+{best_iteration} of at most {tuning.n_estimators}), then refitted on train + validation with
+that many rounds. Optuna TPE search: {trials} trials within
 {tuning.budget_seconds:.0f} s (cap {tuning.max_trials}); chosen parameters:
 `{json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in params.items()})}`.
 Code version `{code}`. Triggered by: {trigger.get('reason', '')} (DAG run
