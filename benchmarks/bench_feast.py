@@ -1,6 +1,6 @@
 """Feast on this machine: apply, materialization, historical and online retrieval.
 
-Each measurement runs in a fresh child process (so peak memory is its own: ``ru_maxrss``,
+Each measurement runs in a fresh child process (so peak memory is its own: ``VmHWM``,
 which includes ~0.4 GB of imports, reported separately as ``rss_after_import_mb``) against a
 throwaway FLOWGUARD_HOME with synthetic host windows and flows in the source layout the
 pipeline writes. Medians of ``--repeats`` runs with min/max; the 1/5/15-minute load average
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -36,7 +35,10 @@ ROWS_PER_HOST = 50
 
 
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's own peak RSS (VmHWM). Not ru_maxrss: a child's ru_maxrss starts at its
+    parent's RSS at fork (Linux keeps it across exec), so the driver's data would count."""
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
 
 
 # ---------------------------------------------------------------- data

@@ -9,7 +9,7 @@ are seeded per-class-proportional samples of the larger week.
 
 Timed: :func:`flowguard.training.train_and_log` end to end (split, Optuna search under its
 budget with nested runs, refit, metrics, confusion matrix, model card, ``log_model``) into a
-fresh SQLite MLflow store, each run in its own process so ``ru_maxrss`` is that run's peak.
+fresh SQLite MLflow store, each run in its own process so its peak RSS (``VmHWM``) is that run's own.
 Reported per size: median, min and max over the runs of total, tuning and final-fit
 seconds, peak RSS, holdout macro-F1, trials completed, and the load average before and
 after (five helpers share these 2 cores).
@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -98,6 +97,14 @@ def sample(week: Path, rows: int, out: Path, seed: int = 0) -> Path:
     return out
 
 
+def _peak_mb() -> float:
+    """This process's own peak RSS (VmHWM). Not ru_maxrss: a child's ru_maxrss starts at its
+    parent's RSS at fork (Linux keeps it across exec), which reported the parent's prepared
+    data (~4 GB) as a 100 k-row training run's peak."""
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
+
+
 def one_run(path: Path, budget: float, trials: int, n_estimators: int) -> dict:
     """Child process: one timed training run into a throwaway MLflow store."""
     import mlflow
@@ -125,7 +132,7 @@ def one_run(path: Path, budget: float, trials: int, n_estimators: int) -> dict:
             "accuracy": round(result.metrics["accuracy"], 4),
             "log_loss": round(result.metrics["log_loss"], 4),
             "classes": len(result.classes),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_rss_mb": round(_peak_mb(), 1),
             "load_before": [round(x, 2) for x in load_before],
             "load_after": [round(x, 2) for x in os.getloadavg()]}
 
