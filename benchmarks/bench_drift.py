@@ -137,7 +137,7 @@ def timing(work: Path, sizes: list[int], config, quick: bool) -> list[dict]:
         # (what, runs); the alibi references only where they fit the time budget
         # (MMDDrift at 5 k: ~120 s CPU and 1.8 GB; ClassifierDrift at 5 k: ~9 s CPU)
         plan = [("mmd_fast", 3 if n <= 5000 else 1), ("classifier", 3 if n <= 5000 else 1),
-                ("check", 1)]
+                ("check", 3 if n <= 5000 else 1)]
         if n <= 1000 and not quick:
             plan += [("mmd_alibi", 1), ("classifier_alibi", 1)]
         elif n <= 5000 and not quick:
