@@ -67,7 +67,8 @@ def test_fast_mmd_equals_alibi_detect(tmp_path: Path, drift_python: Path) -> Non
 
 def test_unknown_detector_or_backend_fails_clearly(tmp_path: Path, drift_python: Path) -> None:
     code = ("from flowguard.drift import run_detectors\n"
-            "for kw in ({'detectors': ['ks']}, {'mmd_backend': 'gpu'}):\n"
+            "for kw in ({'detectors': ['ks']}, {'mmd_backend': 'gpu'},\n"
+            "           {'classifier_backend': 'xgb'}):\n"
             "    try:\n        run_detectors('a', 'b', **kw)\n"
             "    except ValueError as e:\n        print(e)\n")
     done = subprocess.run([str(drift_python), "-c", code], capture_output=True, text=True,
@@ -75,3 +76,4 @@ def test_unknown_detector_or_backend_fails_clearly(tmp_path: Path, drift_python:
                           timeout=120)
     assert "detectors must be a non-empty subset" in done.stdout
     assert "mmd_backend must be one of" in done.stdout
+    assert "classifier_backend must be one of ('fast', 'alibi')" in done.stdout
