@@ -66,9 +66,12 @@ def run_script(script: Path, quick: bool, timeout: float,
         rc, tail = -1, f"timed out after {timeout:.0f} s"
     entry: dict[str, Any] = {"script": script.name, "returncode": rc,
                              "wall_seconds": round(time.time() - started, 1)}
+    fresh = target.exists() and target.stat().st_mtime >= started
     if rc != 0:
         entry["error"] = tail
-    elif target.exists() and target.stat().st_mtime >= started:
+        if fresh:  # what it measured before it failed or ran out of time
+            entry["partial_results"] = json.loads(target.read_text())
+    elif fresh:
         entry["results"] = json.loads(target.read_text())
     else:
         entry["error"] = f"{script.name} exited 0 but did not write {target.name}"
@@ -189,7 +192,7 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix, value)]
 
 
-def render(summary: dict[str, Any]) -> str:
+def render(summary: dict[str, Any], details: bool = True) -> str:
     """Per benchmark: every measured figure as median, spread, runs and peak memory; every
     other figure it reported in a collapsed list below."""
     budget = summary["budget_minutes"]
@@ -203,20 +206,23 @@ def render(summary: dict[str, Any]) -> str:
              ".json`; one process per run, so peak memory (RSS) is that run's own.", ""]
     for area, entry in summary["areas"].items():
         lines += [f"#### {area} ({entry.get('wall_seconds', '?')} s)", ""]
+        results = entry.get("results", entry.get("partial_results"))
         if "results" not in entry:
             lines += [f"Failed: `{entry.get('error', '')[-300:].strip()}`", ""]
-            continue
-        rows = measurements(entry["results"])
+            if results is None:
+                continue
+            lines += ["What it measured before that:", ""]
+        rows = measurements(results)
         if rows:
             lines += ["| where | figure | median | spread | runs | peak MB |",
                       "|---|---|---|---|---|---|"]
             lines += [f"| {r['where']} | {r['figure']} | {_fmt(r['median'])} | {r['spread']} "
                       f"| {r['runs']} | {_fmt(r['peak_mb'])} |" for r in rows]
             lines.append("")
-        other = [(k, v) for k, v in _flatten(entry["results"])
+        other = [(k, v) for k, v in _flatten(results)
                  if not any(part in k for part in ("load", "machine", "details"))
                  and not isinstance(v, dict | list)]
-        if other:
+        if other and details:
             lines += ["<details><summary>all figures</summary>", "",
                       "| figure | value |", "|---|---|"]
             lines += [f"| {k} | {_fmt(v)} |" for k, v in other]
@@ -251,7 +257,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="an already generated full week to reuse (default: the ingest "
                              "benchmark generates one, timed, and training reads it)")
     parser.add_argument("--no-readme", action="store_true", help="do not touch README.md")
+    parser.add_argument("--render-only", action="store_true",
+                        help="re-render RESULTS.md and the README from the last summary.json")
     args = parser.parse_args(argv)
+    if args.render_only:
+        summary = json.loads((RESULTS / "summary.json").read_text())
+        training = summary["areas"].get("training", {})
+        if "results" not in training and (RESULTS / "training.json").exists():
+            training.setdefault("partial_results", json.loads(
+                (RESULTS / "training.json").read_text()))
+        (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        (HERE / "RESULTS.md").write_text(render(summary) + "\n")
+        update_readme(render(summary, details=False))
+        return 0
     RESULTS.mkdir(exist_ok=True)
     only = {a for a in args.only.split(",") if a}
     load_before = os.getloadavg()
@@ -281,7 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     demo_runs = args.demo_runs if args.demo_runs is not None else (0 if args.quick else 1)
     if demo_runs and (not only or "demo" in only):
         print(f"== demo x{demo_runs}", flush=True)
+        demo_started = time.time()
         areas["demo"] = run_demo(demo_runs, args.timeout)
+        areas["demo"]["wall_seconds"] = round(time.time() - demo_started, 1)
     summary = {"generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                "quick": args.quick, "machine": machine(), "load_before": load_before,
                "load_after": os.getloadavg(), "budget_minutes": BUDGET_MINUTES[args.quick],
@@ -292,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     markdown = render(summary)
     (HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md")).write_text(markdown + "\n")
     if not args.no_readme and not args.quick and not only:
-        update_readme(markdown)  # the README shows the last complete full run only
+        update_readme(render(summary, details=False))  # every figure: RESULTS.md  # the README shows the last complete full run only
     failed = [a for a, e in areas.items() if "results" not in e]
     print(f"done in {summary['wall_seconds']:.0f} s (budget {summary['budget_minutes']} min: "
           f"{'met' if summary['within_budget'] else 'EXCEEDED'}); failed: {failed or 'none'}")
