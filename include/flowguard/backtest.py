@@ -329,8 +329,11 @@ def replay_policy(policy: str, data_home: Path, home: Path, days: list[date], *,
             record = _score_day(policy, day)
             started = time.perf_counter()
             run_id = f"backtest__{policy}__{start}"
+            # Both sides of each test at sample_size (the configured defaults are equal too):
+            # a short warm-up saves a small reference sample.
             prepared = prepare_monitoring(start, end, run_id, overrides={
-                "sample_size": sample_size, "p_value": p_val, "n_permutations": n_permutations})
+                "sample_size": sample_size, "reference_size": sample_size, "p_value": p_val,
+                "n_permutations": n_permutations})
             # The drift runtime, called exactly as the monitoring DAG's task calls it.
             detectors = run_in_drift_runtime(drift_runtime_args(prepared),
                                              get_settings().drift_python)
