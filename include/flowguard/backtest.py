@@ -204,10 +204,8 @@ def _shift_pool(data_home: Path, days: list[date], label: str) -> pd.DataFrame |
     the week keeps its real addresses and ports); None when the dataset never has it."""
     from flowguard.features import partition_path
 
-    frames = []
-    for day in days:
-        flows = pd.read_parquet(partition_path(data_home / "lake" / "flows", day))
-        frames.append(flows[flows["label"] == label])
+    frames = [pd.read_parquet(partition_path(data_home / "lake" / "flows", day),
+                              filters=[("label", "==", label)]) for day in days]
     pool = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return pool if len(pool) else None
 
