@@ -262,10 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.render_only:
         summary = json.loads((RESULTS / "summary.json").read_text())
-        training = summary["areas"].get("training", {})
-        if "results" not in training and (RESULTS / "training.json").exists():
-            training.setdefault("partial_results", json.loads(
-                (RESULTS / "training.json").read_text()))
+        for area, entry in summary["areas"].items():  # a run from before partial results
+            target = RESULTS / f"{area}.json"
+            if "results" not in entry and "partial_results" not in entry and target.exists():
+                entry["partial_results"] = json.loads(target.read_text())
         (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         (HERE / "RESULTS.md").write_text(render(summary) + "\n")
         update_readme(render(summary, details=False))
