@@ -21,7 +21,8 @@ from flowguard.evaluation import evaluate, log_loss
 from flowguard.lineage import trigger_info
 from flowguard.registry import GatePolicy, compare
 from flowguard.schema import FEATURE_COLUMNS, HOST_FEATURES
-from flowguard.training import TuningConfig, class_weights, time_aware_split
+from flowguard.training import (TuningConfig, cap_per_class, class_weights, dataset_input,
+                                time_aware_split)
 from tests.receivers import serve_webhook
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -70,6 +71,43 @@ def test_class_weights_favour_rare_classes_with_mean_one() -> None:
     w = class_weights(labels)
     assert w.mean() == pytest.approx(1.0)
     assert w[-1] / w[0] == pytest.approx(3.0)  # sqrt(900 / 100)
+
+
+def test_cap_per_class_thins_big_classes_and_keeps_every_class_s_weight() -> None:
+    """Importance-weighted down-sampling: a class above the cap keeps ``cap`` random rows
+    from its whole time span, and those rows carry the class's full weight."""
+    frame = pd.DataFrame({"label": ["BENIGN"] * 9000 + ["DoS Hulk"] * 3000 + ["Bot"] * 40,
+                          "t": np.arange(12040)})
+    kept, w = cap_per_class(frame, 1000, seed=42)
+    counts = kept["label"].value_counts()
+    assert counts.to_dict() == {"BENIGN": 1000, "DoS Hulk": 1000, "Bot": 40}
+    assert w.mean() == pytest.approx(1.0)
+    full = pd.Series(class_weights(frame["label"]), index=frame.index).groupby(frame["label"]).sum()
+    capped = pd.Series(w, index=kept.index).groupby(kept["label"]).sum()
+    shares_full, shares_capped = full / full.sum(), capped / capped.sum()
+    for label in full.index:
+        assert shares_capped[label] == pytest.approx(shares_full[label])
+    benign = kept.loc[kept["label"] == "BENIGN", "t"]  # drawn across the class's time span
+    assert benign.min() < 900 and benign.max() > 8100
+    again, w2 = cap_per_class(frame, 1000, seed=42)
+    assert again.index.equals(kept.index) and np.array_equal(w, w2)
+    same, w3 = cap_per_class(frame, 0, seed=42)  # 0: no cap
+    assert same is frame and np.array_equal(w3, class_weights(frame["label"]))
+
+
+def test_dataset_input_schema_is_mlflow_s_own_inference() -> None:
+    """The per-column schema equals MLflow's cell-by-cell inference, including a column whose
+    only missing values come after the rows the types are read from."""
+    from mlflow.types.utils import _infer_schema
+
+    n = 1500
+    frame = pd.DataFrame({
+        "flow_duration": np.r_[np.ones(1200), [np.nan] * 300], "dst_port": np.arange(n),
+        "label": ["BENIGN"] * n, "src_ip": pd.Series(["10.0.0.1"] * n, dtype="string"),
+        "event_timestamp": pd.date_range("2017-07-03", periods=n, freq="s", tz="UTC")})
+    dataset = dataset_input(frame, "set.parquet", "train", "abc")
+    assert dataset.schema == _infer_schema(frame)
+    assert not dataset.schema.input_dict()["flow_duration"].required
 
 
 def test_evaluate_counts_classes_the_model_never_predicts() -> None:

@@ -9,12 +9,17 @@ evaluation). Flows of the registry's frozen holdout are removed before the split
 model ever trains on the flows it is gated on.
 Imbalance: sample weights ~ 1/sqrt(class frequency), normalised to mean 1, so rare attacks
 count without letting 40 Heartbleed flows dominate a 500 k benign day.
+Scale: the final fits see at most ``max_class_rows`` flows of any class (drawn at random,
+seeded); the rows kept carry the weight of those left out, so each class weighs what it
+weighs in the whole split (importance-weighted down-sampling). Only the big classes
+(BENIGN, DoS Hulk, PortScan, DDoS at full scale) are thinned; every attack flow of a rare
+class is used.
 Search: Optuna TPE (seeded) on the validation split's macro-F1, stopped by a wall-clock
 budget or a trial cap, whichever comes first; trial 0 is the hand-picked default, so the
 search never returns something worse than the default on validation. Each trial is a nested
-MLflow run. The winning parameters are fitted on the whole training split with early
-stopping on the validation split, then refitted on train + validation with the rounds
-found (:func:`final_fit`).
+MLflow run. The winning parameters are fitted once on train + validation with the round
+count early stopping found in the winning trial (without a search: an early-stopping fit
+on the training split first, then that refit; :func:`final_fit`).
 Reproducibility: seeds for the row sampling, the sampler and XGBoost are fixed and
 XGBoost uses a fixed thread count, so the same data and the same number of completed trials
 give the same model. Under a binding time budget the number of trials depends on the
@@ -46,8 +51,13 @@ log = logging.getLogger(__name__)
 EXPERIMENT = "flowguard-flow-classifier"
 REFERENCE_ROWS = 25_000  # saved with the model: 5000 fit drift preprocessing, x_ref <= 20 000
 PIP_REQUIREMENTS = ["xgboost-cpu==3.2.0", "scikit-learn", "pandas", "numpy"]
+# colsample_bynode 0.5: each split sees half the features, so the trees cannot lean on the
+# source host's hourly counters alone. Those counters climb through an attack, and an
+# attacker runs several attacks in a row, so the newest flows of one attack carry the
+# counters the next attack was trained with (docs/training.md, "Host counters").
 DEFAULT_PARAMS: dict[str, Any] = {"max_depth": 8, "learning_rate": 0.15, "min_child_weight": 1.0,
-                                  "subsample": 1.0, "colsample_bytree": 1.0, "reg_lambda": 1.0}
+                                  "subsample": 1.0, "colsample_bytree": 1.0,
+                                  "colsample_bynode": 0.5, "reg_lambda": 1.0}
 N_THREADS = 2
 
 
@@ -58,8 +68,10 @@ class TuningConfig:
     budget_seconds: float = 60.0
     max_trials: int = 20
     max_rows: int = 100_000  # trials fit on a per-class sample of at most this many rows
+    max_valid_rows: int = 30_000  # ... and are scored on one of the validation split
     n_estimators: int = 300
     early_stopping_rounds: int = 20
+    max_class_rows: int = 150_000  # final fits: larger classes down-sampled, weights kept; 0: all
 
 
 @dataclass
@@ -104,10 +116,32 @@ def class_weights(labels: pd.Series) -> np.ndarray:
     return weights / weights.mean()
 
 
+def cap_per_class(frame: pd.DataFrame, max_rows: int, seed: int,
+                  ) -> tuple[pd.DataFrame, np.ndarray]:
+    """At most ``max_rows`` rows of each class, and the sample weights that keep each class's
+    total weight what :func:`class_weights` gives it on the whole ``frame``.
+
+    A class with more rows is down-sampled uniformly at random (seeded, so across its whole
+    time span); each row it keeps stands for ``n / max_rows`` of its rows. ``max_rows <= 0``
+    or no class above it: the frame as it is with :func:`class_weights`.
+    """
+    counts = frame["label"].value_counts()
+    if max_rows <= 0 or counts.max() <= max_rows:
+        return frame, class_weights(frame["label"])
+    kept = pd.concat([g.sample(n=max_rows, random_state=seed) if len(g) > max_rows else g
+                      for _, g in frame.groupby("label", sort=True)]).sort_index()
+    per_row = (1.0 / np.sqrt(counts)) * counts / kept["label"].value_counts()
+    weights = kept["label"].map(per_row).to_numpy(dtype=float)
+    return kept, weights / weights.mean()
+
+
 def fit_model(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], seed: int = 42,
               n_estimators: int = 300, params: dict[str, Any] | None = None,
-              early_stopping_rounds: int = 20) -> XGBClassifier:
-    """Fit a multi-class XGBoost (hist, 64 bins) with early stopping on ``valid``."""
+              early_stopping_rounds: int = 20, weights: np.ndarray | None = None,
+              ) -> XGBClassifier:
+    """Fit a multi-class XGBoost (hist, 64 bins) with early stopping on ``valid``.
+
+    ``weights``: per-row sample weights (default :func:`class_weights` of ``train``)."""
     from xgboost import XGBClassifier
 
     index = {c: i for i, c in enumerate(classes)}
@@ -120,7 +154,8 @@ def fit_model(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], seed
     )
     eval_set = [(valid[MODEL_FEATURES], valid["label"].map(index))] if len(valid) else None
     model.fit(train[MODEL_FEATURES], train["label"].map(index),
-              sample_weight=class_weights(train["label"]), eval_set=eval_set, verbose=False)
+              sample_weight=class_weights(train["label"]) if weights is None else weights,
+              eval_set=eval_set, verbose=False)
     return model
 
 
@@ -136,28 +171,58 @@ def predict_labels(model: XGBClassifier, classes: list[str], frame: pd.DataFrame
 
 def final_fit(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str],
               params: dict[str, Any], tuning: TuningConfig, seed: int,
-              ) -> tuple[XGBClassifier, int, dict[str, float]]:
-    """The model that ships: fitted on train + validation with the early-stopped round count.
+              rounds: int | None = None) -> tuple[XGBClassifier, int, dict[str, float]]:
+    """The model that ships: fitted on train + validation with an early-stopped round count.
 
-    Early stopping on the validation split picks the number of rounds (and gives the
-    out-of-sample ``valid_*`` metrics); the model is then refitted on train and validation
-    together with that many rounds. Why: the validation split holds the newest 10 % of each
-    class before the holdout. Withholding it from the final model cost a rare class whose
-    flows drift in time (DoS slowloris: the attacker's host counters climb through the
-    attack) all its recall on the frozen holdout (docs/training.md, "Final fit").
-    Returns the model, the best iteration and the validation metrics.
+    The round count is ``rounds`` when the search has already found it (the chosen trial's
+    early-stopped best iteration: one fit here); otherwise early stopping on the validation
+    split picks it (and gives the ``valid_*`` metrics) and the model is then refitted (two
+    fits). Why train + validation: the validation split holds the newest 10 % of each class
+    before the holdout. Withholding it from the final model cost a rare class whose flows
+    drift in time (DoS slowloris: the attacker's host counters climb through the attack)
+    all its recall on the frozen holdout (docs/training.md, "Final fit").
+    Fits see at most ``tuning.max_class_rows`` rows of a class (:func:`cap_per_class`).
+    Returns the model, the best iteration and the validation metrics (empty when
+    ``rounds`` was given or there is no validation split).
     """
-    model = fit_model(train, valid, classes, seed=seed, params=params,
-                      n_estimators=tuning.n_estimators,
-                      early_stopping_rounds=tuning.early_stopping_rounds)
-    best_iteration = int(getattr(model, "best_iteration", 0) or 0)
-    if not len(valid):
-        return model, best_iteration, {}
-    valid_metrics = evaluate(valid["label"].to_numpy(), predict_labels(model, classes, valid),
-                             classes)
-    refit = fit_model(pd.concat([train, valid], ignore_index=True), valid.iloc[:0], classes,
-                      seed=seed, params=params, n_estimators=best_iteration + 1)
-    return refit, best_iteration, valid_metrics
+    valid_metrics: dict[str, float] = {}
+    if rounds is None:
+        fitted, weights = cap_per_class(train, tuning.max_class_rows, seed)
+        model = fit_model(fitted, valid, classes, seed=seed, params=params,
+                          n_estimators=tuning.n_estimators,
+                          early_stopping_rounds=tuning.early_stopping_rounds, weights=weights)
+        rounds = int(getattr(model, "best_iteration", 0) or 0)
+        if not len(valid):
+            return model, rounds, {}
+        valid_metrics = evaluate(valid["label"].to_numpy(),
+                                 predict_labels(model, classes, valid), classes)
+        del model, fitted, weights
+    fitted, weights = cap_per_class(pd.concat([train, valid], ignore_index=True),
+                                    tuning.max_class_rows, seed)
+    refit = fit_model(fitted, valid.iloc[:0], classes, seed=seed, params=params,
+                      n_estimators=rounds + 1, weights=weights)
+    return refit, rounds, valid_metrics
+
+
+def dataset_input(frame: pd.DataFrame, source: str, name: str, digest: str) -> Any:
+    """``mlflow.data.from_pandas`` with its schema worked out per column, not per cell.
+
+    MLflow infers a pandas dataset's schema by testing every cell for None/NaN in Python:
+    about a minute per million rows here, more than the model fit. The types come from the
+    dtypes (inferred on the first rows) and "required" from a vectorised null check: the
+    same schema (tests/test_training_registry.py).
+    """
+    import mlflow
+    from mlflow.types import ColSpec, Schema
+    from mlflow.types.utils import _infer_schema
+
+    dataset = mlflow.data.from_pandas(frame, source=source, targets="label", name=name,
+                                      digest=digest)
+    head, nulls = _infer_schema(frame.head(1000)), frame.isna().any()
+    # PandasDataset.schema is a functools.cached_property: setting it spares the inference
+    dataset.__dict__["schema"] = Schema([ColSpec(c.type, c.name, required=not bool(nulls[c.name]))
+                                         for c in head.inputs])
+    return dataset
 
 
 def ensure_experiment(name: str, artifact_root: Path) -> str:
@@ -188,19 +253,24 @@ def sample_per_class(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFr
 
 
 def tune(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], config: TuningConfig,
-         seed: int) -> tuple[dict[str, Any], int]:
+         seed: int) -> tuple[dict[str, Any], int, dict[str, float] | None]:
     """Optuna search on validation macro-F1; each trial is a nested MLflow run.
 
-    Returns the best parameters and the number of completed trials.
+    Returns the best parameters, the number of completed trials and the chosen trial's
+    ``best_iteration`` and ``valid_macro_f1`` (``None`` when no search ran).
     """
     import mlflow
     import optuna
 
     if config.max_trials <= 0 or config.budget_seconds <= 0 or not len(valid):
-        return dict(DEFAULT_PARAMS), 0
+        return dict(DEFAULT_PARAMS), 0, None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     parent = mlflow.active_run()
     subset = sample_per_class(train, config.max_rows, seed)
+    # A trial early-stops on and is scored on a per-class sample of validation (every rare
+    # class whole): scoring 283 k validation flows every round made one trial take the
+    # whole 45 s budget at full scale.
+    valid = sample_per_class(valid, config.max_valid_rows, seed)
 
     def objective(trial: optuna.Trial) -> float:
         params = {
@@ -209,13 +279,14 @@ def tune(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], config: T
             "min_child_weight": trial.suggest_float("min_child_weight", 0.5, 10.0, log=True),
             "subsample": trial.suggest_float("subsample", 0.6, 1.0),
             "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
+            "colsample_bynode": trial.suggest_float("colsample_bynode", 0.3, 1.0),
             "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
         }
         started = time.perf_counter()
         with mlflow.start_run(run_name=f"trial {trial.number}", nested=True,
                               experiment_id=parent.info.experiment_id):
             mlflow.set_tag("flowguard.trial", str(trial.number))
-            mlflow.log_params({**params, "rows_train": len(subset)})
+            mlflow.log_params({**params, "rows_train": len(subset), "rows_valid": len(valid)})
             model = fit_model(subset, valid, classes, seed=seed, params=params,
                               n_estimators=config.n_estimators,
                               early_stopping_rounds=config.early_stopping_rounds)
@@ -239,7 +310,8 @@ def tune(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], config: T
     best = max(done, key=lambda t: (t.value, -t.user_attrs["valid_log_loss"], -t.number))
     log.info("tuning: %d trials in budget %.0f s, best #%d valid macro-F1 %.4f",
              len(done), config.budget_seconds, best.number, best.value)
-    return dict(best.params), len(done)
+    return dict(best.params), len(done), {"best_iteration": best.user_attrs["best_iteration"],
+                                          "valid_macro_f1": float(best.value)}
 
 
 def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
@@ -279,24 +351,29 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
         for name, part, context in (("train", train, "training"), ("validation", valid, "validation"),
                                     ("holdout", test, "testing")):
             digests[name] = frame_digest(part)
-            mlflow.log_input(mlflow.data.from_pandas(
-                part, source=str(training_set), targets="label", name=f"{name}",
-                digest=digests[name]), context=context)
+            mlflow.log_input(dataset_input(part, str(training_set), name, digests[name]),
+                             context=context)
         mlflow.set_tags({f"lineage.digest.{k}": v for k, v in digests.items()})
         mlflow.log_params({"rows_train": len(train), "rows_valid": len(valid),
                            "rows_test": len(test), "classes": len(classes), "seed": seed,
                            "features": len(MODEL_FEATURES), "frozen_holdout_excluded": excluded,
                            "split": "per-class time order 70/10/20",
                            "class_weighting": "1/sqrt(freq)", "tuning_budget_s": tuning.budget_seconds,
+                           "max_class_rows": tuning.max_class_rows,
                            "tuning_max_trials": tuning.max_trials})
         started = time.perf_counter()
-        best, trials = tune(train, valid, classes, tuning, seed)
+        best, trials, chosen = tune(train, valid, classes, tuning, seed)
         tuning_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        model, best_iteration, valid_metrics = final_fit(train, valid, classes, best, tuning, seed)
+        model, best_iteration, valid_metrics = final_fit(
+            train, valid, classes, best, tuning, seed,
+            rounds=chosen["best_iteration"] if chosen else None)
         fit_seconds = time.perf_counter() - started
+        if chosen:
+            valid_metrics = {"macro_f1": chosen["valid_macro_f1"]}
         mlflow.log_params({**best, "n_estimators": tuning.n_estimators, "max_bin": 64,
-                           "final_fit": "train+validation, rounds from early stopping"})
+                           "final_fit": "train+validation, rounds from early stopping"
+                                        + (" in the chosen trial" if chosen else "")})
         proba = predict_proba(model, test)
         predicted = np.asarray(classes)[proba.argmax(axis=1)]
         metrics = evaluate(test["label"].to_numpy(), predicted, classes, proba)
@@ -358,7 +435,9 @@ BENIGN, which the monitor's drift checks are there to catch.
   `{lineage.get('feature_service_version', '?')}`), {len(MODEL_FEATURES)} features.
 - Split per class in time order: train {len(train)}, early stopping / tuning {len(valid)},
   holdout (newest) {len(test)}. Digests: {json.dumps(digests)}.
-- Imbalance: sample weights ~ 1/sqrt(class frequency), mean 1.
+- Imbalance: sample weights ~ 1/sqrt(class frequency), mean 1; a class above
+  {tuning.max_class_rows} rows is down-sampled to that many for the fits, its rows weighted
+  up so that it keeps its share of the weight.
 
 | day | validation result (Great Expectations) | success |
 |---|---|---|
@@ -366,8 +445,8 @@ BENIGN, which the monitor's drift checks are there to catch.
 
 ## Training
 XGBoost hist (64 bins), early stopping on the validation split (best iteration
-{best_iteration} of at most {tuning.n_estimators}), then refitted on train + validation with
-that many rounds. Optuna TPE search: {trials} trials within
+{best_iteration} of at most {tuning.n_estimators}, in the chosen search trial when there was
+a search), then fitted on train + validation with that many rounds. Optuna TPE search: {trials} trials within
 {tuning.budget_seconds:.0f} s (cap {tuning.max_trials}); chosen parameters:
 `{json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in params.items()})}`.
 Code version `{code}`. Triggered by: {trigger.get('reason', '')} (DAG run
