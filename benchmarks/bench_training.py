@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                         "layout, e.g. written by `flowguard generate`) instead of generating")
     parser.add_argument("--runs", type=int, nargs="+", default=[3, 1, 1],
                         help="runs per size (last value repeats)")
-    parser.add_argument("--budget", type=float, default=60.0, help="tuning budget (s)")
+    parser.add_argument("--budget", type=float, default=45.0,
+                        help="tuning budget (s); 45 is the training DAG's default")
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--n-estimators", type=int, default=300)
     parser.add_argument("--out", type=Path, default=PROJECT / "benchmarks" / "results" / "training.json")
@@ -196,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _default_class_cap() -> int:
+    from flowguard.training import TuningConfig
+
+    return TuningConfig().max_class_rows
+
+
 def write(args: argparse.Namespace, results: list[dict], prep: float) -> None:
     report = {
         "benchmark": "training", "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -203,6 +210,7 @@ def write(args: argparse.Namespace, results: list[dict], prep: float) -> None:
                     "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]},
         "settings": {"tuning_budget_s": args.budget, "max_trials": args.trials,
                      "n_estimators": args.n_estimators, "quick": args.quick,
+                     "max_class_rows": _default_class_cap(),
                      "data": f"{args.data or 'generated synthetic week'} via ingest.read_day"
                              " + host activity joined as the feature service does",
                      "data_prep_seconds_untimed": round(prep, 1)},
