@@ -262,11 +262,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.render_only:
         summary = json.loads((RESULTS / "summary.json").read_text())
-        for area, entry in summary["areas"].items():  # a run from before partial results
-            target = RESULTS / f"{area}.json"
-            if "results" not in entry and "partial_results" not in entry and target.exists():
-                entry["partial_results"] = json.loads(target.read_text())
-        (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         (HERE / "RESULTS.md").write_text(render(summary) + "\n")
         update_readme(render(summary, details=False))
         return 0
@@ -312,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     markdown = render(summary)
     (HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md")).write_text(markdown + "\n")
     if not args.no_readme and not args.quick and not only:
-        update_readme(render(summary, details=False))  # every figure: RESULTS.md  # the README shows the last complete full run only
+        # the README: the last complete full run, compact (every figure: RESULTS.md)
+        update_readme(render(summary, details=False))
     failed = [a for a, e in areas.items() if "results" not in e]
     print(f"done in {summary['wall_seconds']:.0f} s (budget {summary['budget_minutes']} min: "
           f"{'met' if summary['within_budget'] else 'EXCEEDED'}); failed: {failed or 'none'}")
