@@ -364,8 +364,7 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
             train, valid, classes, best, tuning, seed,
             rounds=chosen["best_iteration"] if chosen else None)
         fit_seconds = time.perf_counter() - started
-        if chosen:
-            valid_metrics = {"macro_f1": chosen["valid_macro_f1"]}
+        valid_f1 = chosen["valid_macro_f1"] if chosen else valid_metrics.get("macro_f1")
         mlflow.log_params({**best, "n_estimators": tuning.n_estimators, "max_bin": 64,
                            "final_fit": "train+validation, rounds from early stopping"
                                         + (" in the chosen trial" if chosen else "")})
@@ -374,7 +373,7 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
         metrics = evaluate(test["label"].to_numpy(), predicted, classes, proba)
         mlflow.log_metrics({**metrics, "best_iteration": best_iteration, "tuning_trials": trials,
                             "tuning_seconds": tuning_seconds, "fit_seconds": fit_seconds,
-                            **({"valid_macro_f1": valid_metrics["macro_f1"]} if valid_metrics else {})})
+                            **({"valid_macro_f1": valid_f1} if valid_f1 is not None else {})})
         with tempfile.TemporaryDirectory() as tmp:
             png = plot_confusion(test["label"].to_numpy(), predicted, Path(tmp) / "confusion_matrix.png",
                                  f"holdout confusion ({len(test)} newest flows per class)")
