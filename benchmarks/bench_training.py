@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.sizes, args.runs, args.budget, args.trials = [20_000], [1], 10.0, 3
         if args.out.name == "training.json":
-            args.out = args.out.with_name("training_quick.json")
+            args.out = args.out.with_name("training-quick.json")  # as run_all names it
     home = Path(os.environ.get("FLOWGUARD_HOME", PROJECT / "var"))
     cache = home / "bench" / "training"
     cache.mkdir(parents=True, exist_ok=True)
