@@ -45,6 +45,8 @@ RUN python -m venv .venv-drift \
  && .venv-drift/bin/python -c 'import torch; assert torch.version.cuda is None, torch.__version__'
 
 COPY --chown=${FLOWGUARD_UID}:0 include ./include
+# The real CICIDS2017 samples the synthetic week is built from (a few MB, data/real/PROVENANCE.md).
+COPY --chown=${FLOWGUARD_UID}:0 data ./data
 RUN .venv/bin/uv pip install --python .venv/bin/python --no-deps -e . \
  && .venv-drift/bin/pip install --quiet --no-deps -e . \
  && .venv-drift/bin/pip check

@@ -6,17 +6,35 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from flowguard.ingest import read_day, read_landing_file
+from flowguard.realflows import load_real
 from flowguard.schema import canonical_label
 from flowguard.synth import (
     ATTACKER,
     INTERNAL_HOSTS,
     PROFILES,
     PUBLISHED_FILES,
+    RATE_COLUMNS,
+    TIME_COLUMNS,
     VICTIM,
     generate_week,
+    week_sources,
 )
+
+# Counts and sizes: the generator copies them from the real row it draws.
+SIZE_KEY = ["dst_port", "tot_fwd_pkts", "tot_bwd_pkts", "totlen_fwd_pkts", "totlen_bwd_pkts",
+            "fwd_pkt_len_max", "bwd_pkt_len_max", "init_fwd_win_byts", "init_bwd_win_byts",
+            "fin_flag_cnt", "syn_flag_cnt", "psh_flag_cnt", "ack_flag_cnt"]
+
+
+@pytest.fixture(scope="module")
+def parametric_week(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The parametric generator's week (the model for classes with no real rows)."""
+    out = tmp_path_factory.mktemp("parametric")
+    generate_week(out, scale=0.003, min_per_class=30, quirk_rate=0.002, source="parametric")
+    return out
 
 
 def _digest(paths: list[Path]) -> str:
@@ -48,7 +66,8 @@ def test_week_schedule_and_published_names(synthetic_week: Path) -> None:
         assert hours.between(11, 19).all()
 
 
-def test_rows_are_internally_consistent(synthetic_week: Path) -> None:
+def test_rows_are_internally_consistent(parametric_week: Path) -> None:
+    synthetic_week = parametric_week
     frame = read_day(synthetic_week, date(2017, 7, 7))
     frame = frame[frame["parse_error"] == ""]
     frame = frame[(frame["flow_duration"] > 0) & (frame["tot_fwd_pkts"] > 0)]
@@ -62,7 +81,8 @@ def test_rows_are_internally_consistent(synthetic_week: Path) -> None:
     np.testing.assert_allclose(f["fwd_header_len"], f["subflow_fwd_pkts"] * f["fwd_seg_size_min"])
 
 
-def test_class_conditional_structure(synthetic_week: Path) -> None:
+def test_class_conditional_structure(parametric_week: Path) -> None:
+    synthetic_week = parametric_week
     frame = read_day(synthetic_week, date(2017, 7, 7)).dropna(subset=["label"])
     scans = frame[frame["label"] == "PortScan"]
     benign = frame[frame["label"] == "BENIGN"]
@@ -101,14 +121,17 @@ def test_office_hours_windows_and_testbed_addresses(synthetic_week: Path) -> Non
             start, end = profile.window
             clock = local[rows].dt.strftime("%H:%M")
             assert clock.min() >= start and clock.max() <= end, (raw_label, clock.min(), clock.max())
+        # Addresses: the real row's where its layout has them, else the testbed's.
+        real = load_real("pool")
         benign = frame[frame["label"] == "BENIGN"]
         attacks = frame[frame["label"].notna() & (frame["label"] != "BENIGN")]
-        assert benign["src_ip"].isin(INTERNAL_HOSTS).all()
-        assert benign["src_ip"].str.startswith("192.168.10.").all()
-        assert (attacks["src_ip"] == ATTACKER).all() and (attacks["dst_ip"] == VICTIM).all()
+        assert benign["src_ip"].isin({*INTERNAL_HOSTS, *real["src_ip"].dropna()}).all()
+        assert attacks["src_ip"].isin({ATTACKER, *real["src_ip"].dropna()}).all()
+        assert attacks["dst_ip"].isin({VICTIM, *real["dst_ip"].dropna()}).all()
 
 
-def test_heavy_tails_and_full_consistency(synthetic_week: Path) -> None:
+def test_heavy_tails_and_full_consistency(parametric_week: Path) -> None:
+    synthetic_week = parametric_week
     frame = read_day(synthetic_week, date(2017, 7, 5))
     # rows the generator did not spoil on purpose (quirk_rate > 0 in the shared week)
     f = frame[(frame["parse_error"] == "") & (frame["flow_duration"] > 0)
@@ -157,3 +180,57 @@ def test_quirks_include_minute_only_timestamps(synthetic_week: Path) -> None:
     frame = read_landing_file(path, date(2017, 7, 4), 0)
     parsed = frame.loc[frame["source_line"].isin(short.index + 2), "event_timestamp"]
     assert parsed.notna().all() and (parsed.dt.second == 0).all()
+
+
+def test_classes_come_from_real_flows(synthetic_week: Path) -> None:
+    """Every class with real pool rows is drawn from them: counts and sizes as measured."""
+    pool = load_real("pool")
+    sources = week_sources()
+    assert {label for label, how in sources.items() if how.startswith("real")} == set(
+        pool["label"])
+    for day in range(3, 8):
+        frame = read_day(synthetic_week, date(2017, 7, day))
+        frame = frame[(frame["parse_error"] == "") & frame["label"].isin(set(pool["label"]))]
+        for label, rows in frame.groupby("label"):
+            known = set(map(tuple, pool.loc[pool["label"] == label, SIZE_KEY].to_numpy()))
+            drawn = list(map(tuple, rows[SIZE_KEY].to_numpy()))
+            assert sum(k in known for k in drawn) == len(drawn), label
+
+
+def test_real_rows_keep_their_consistency_under_the_clock_jitter() -> None:
+    """One factor per flow scales its times, its inverse the rates: ratios stay as measured."""
+    from flowguard.schema import CICIDS2017_COLUMNS, FEATURE_COLUMNS
+    from flowguard.synth import _real_flows
+
+    pool = load_real("pool")
+    pool = pool[pool["flow_duration"] > 1000].reset_index(drop=True)
+    rng = np.random.default_rng(3)
+    picks = np.random.default_rng(3).integers(0, len(pool), 200)
+    out = _real_flows(rng, "BENIGN", 200, date(2017, 7, 3), pool)
+    out.columns = [c for _, c in CICIDS2017_COLUMNS]
+    drawn = pool.iloc[picks].reset_index(drop=True)
+    factor = out["flow_duration"] / drawn["flow_duration"]
+    assert 0.6 < factor.min() and factor.max() < 1.6 and factor.std() > 0.01
+    for col in TIME_COLUMNS:
+        np.testing.assert_allclose(out[col], drawn[col] * factor, rtol=1e-6, atol=0.51)
+    for col in RATE_COLUMNS:
+        np.testing.assert_allclose(out[col], drawn[col] / factor, rtol=1e-9)
+    same = [c for c in FEATURE_COLUMNS if c not in {*TIME_COLUMNS, *RATE_COLUMNS}]
+    np.testing.assert_array_equal(out[same].to_numpy(float), drawn[same].to_numpy(float))
+
+
+def test_generator_never_draws_held_out_rows() -> None:
+    """The pool and the eval rows are disjoint, and every class with enough rows has both."""
+    real = load_real()
+    key = real["sample_file"] + ":" + real["source_line"].astype(str)
+    assert not set(key[real["real_split"] == "pool"]) & set(key[real["real_split"] == "eval"])
+    counts = real.groupby(["label", "real_split"]).size().unstack(fill_value=0)
+    big = counts[(counts.sum(axis=1) >= 20)]
+    assert (big["eval"] > 0).all() and (big["pool"] > 0).all()
+
+
+def test_week_manifest_says_where_rows_came_from(synthetic_week: Path) -> None:
+    import json
+
+    manifest = json.loads((synthetic_week / "synthetic-week.json").read_text())
+    assert manifest["source"] == "real" and manifest["classes"] == week_sources()

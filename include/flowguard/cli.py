@@ -17,11 +17,15 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--scale", type=float, default=float(os.environ.get("FLOWGUARD_DEMO_SCALE", 0.01)),
                       help="share of the published CICIDS2017 row counts (1.0 = 2.8 M rows)")
     demo.add_argument("--port", type=int, default=int(os.environ.get("FLOWGUARD_AIRFLOW_PORT", 8080)))
-    gen = sub.add_parser("generate", help="write a synthetic CICIDS2017 week (published layout)")
+    gen = sub.add_parser("generate", help="write a synthetic CICIDS2017 week (published layout), "
+                         "built from the real flows under data/real")
     gen.add_argument("out_dir", type=Path)
     gen.add_argument("--scale", type=float, default=0.01)
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--quirk-rate", type=float, default=0.0)
+    gen.add_argument("--source", choices=("real", "parametric"), default="real",
+                     help="real: rows drawn from the committed real samples (default); "
+                          "parametric: every class from the generator's profiles")
     val = sub.add_parser("validate", help="ingest and validate a file or folder (CICIDS2017 or "
                          "UNSW-NB15, any published layout) without Airflow; prints row accounting "
                          "and where the valid rows, the quarantine and the data docs went")
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         from flowguard.synth import generate_week
 
         for path in generate_week(args.out_dir, scale=args.scale, seed=args.seed,
-                                  quirk_rate=args.quirk_rate):
+                                  quirk_rate=args.quirk_rate, source=args.source):
             print(path)
         return 0
     if args.command == "validate":

@@ -163,7 +163,7 @@ class Demo:
         env = airflow_process_env(home, self.port, AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False")
         os.environ.update({k: v for k, v in env.items() if k.startswith(("FLOWGUARD", "MLFLOW"))})
 
-        say(f"generating the synthetic CICIDS2017 week (scale {self.scale}) into "
+        say(f"generating the synthetic CICIDS2017 week from real flows (scale {self.scale}) into "
             f"{settings.landing_dir}")
         t0 = time.monotonic()
         files = generate_week(settings.landing_dir, scale=self.scale, quirk_rate=0.001)

@@ -1,27 +1,46 @@
-"""A seeded synthetic CICIDS2017 week written in the published "TrafficLabelling" layout.
+"""A seeded synthetic CICIDS2017 week written in the published "TrafficLabelling" layout,
+built from real flows.
 
 The files carry the real names, the 85 published headers (leading spaces and the duplicated
 ``Fwd Header Length`` included) and the 12-hour clock without AM/PM of the real timestamps,
-so the generated week exercises exactly the loader path that real files take.
+so the generated week exercises exactly the loader path that real files take. Class counts
+follow the published per-file counts times ``scale``, with a floor so that rare classes
+(Heartbleed: 11 flows) still appear at small scales, inside each attack's published window.
 
-Rows are internally consistent (totals = count x mean, min <= mean <= max, rates = bytes or
-packets over duration) and class-conditional: each class has its own ports, packet counts and
-sizes, durations and flags, drawn from heavy-tailed distributions, inside the attack's
-published time window. Class counts follow the published per-file counts times ``scale``,
-with a floor so that rare classes (Heartbleed: 11 flows) still appear at small scales.
+Rows come from real flows (``source="real"``, the default): each class's rows are drawn with
+replacement from the real CICIDS2017 samples committed under ``data/real/`` (the ``pool``
+side of :mod:`flowguard.realflows`; its ``eval`` side is never drawn, so figures measured on
+it are not resubstitution scores), re-stamped into the schedule, with a seeded jitter of
+the flow's clock: every duration, inter-arrival and active/idle time is scaled by one factor
+per flow (log-normal, sigma :data:`TIME_JITTER`) and every per-second rate by its inverse.
+Counts and sizes stay as measured, so each row stays internally consistent (totals, means,
+min/max, rates over duration). Addresses and protocol are the real row's where its layout
+publishes them; otherwise the testbed's (benign from the internal hosts, attacks from the
+attacker to the victim). A class with no real row in the pool keeps the parametric model
+below (``source="parametric"`` uses it for every class): its rows are internally consistent
+and class-conditional (ports, packet counts and sizes, durations and flags drawn from
+heavy-tailed distributions) but not real, and :func:`week_sources` says which classes came
+from where.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from flowguard.schema import TRAFFIC_LABELLING_HEADERS
+from flowguard.schema import (
+    CICIDS2017_COLUMNS,
+    FEATURE_COLUMNS,
+    TRAFFIC_LABELLING_HEADERS,
+    canonical_label,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -130,8 +149,8 @@ def _lognormal(rng: np.random.Generator, median: float, sigma: float, n: int) ->
     return median * np.exp(sigma * rng.standard_normal(n))
 
 
-def _flows_for_class(rng: np.random.Generator, label: str, n: int, day: date) -> pd.DataFrame:
-    """Draw ``n`` internally consistent flows of one class on one day."""
+def _parametric_flows(rng: np.random.Generator, label: str, n: int, day: date) -> pd.DataFrame:
+    """Draw ``n`` internally consistent flows of one class on one day from its profile."""
     p = PROFILES[label]
     fwd = 1 + np.floor(_lognormal(rng, *p.fwd_pkts, n)).astype(np.int64)
     bwd = np.floor(_lognormal(rng, *p.bwd_pkts, n)).astype(np.int64)
@@ -185,9 +204,7 @@ def _flows_for_class(rng: np.random.Generator, label: str, n: int, day: date) ->
     active = np.where(long_flow, duration * rng.uniform(0.01, 0.2, n), 0)
     idle = np.where(long_flow, duration * rng.uniform(0.5, 0.9, n), 0)
 
-    start, end = (datetime.combine(day, datetime.strptime(t, "%H:%M").time()) for t in p.window)
-    offsets = np.sort(rng.uniform(0, (end - start).total_seconds(), n))
-    stamps = [start + timedelta(seconds=float(s)) for s in offsets]
+    stamps = _stamps(rng, p.window, n, day)
 
     if label == "BENIGN":
         src = np.array(INTERNAL_HOSTS)[rng.integers(0, len(INTERNAL_HOSTS), n)]
@@ -206,9 +223,7 @@ def _flows_for_class(rng: np.random.Generator, label: str, n: int, day: date) ->
         "Destination IP": dst,
         "Destination Port": dst_port,
         "Protocol": protocol,
-        # Published files write a 12-hour clock without AM/PM and no leading zeros.
-        "Timestamp": [f"{t.day}/{t.month}/{t.year} {(t.hour - 1) % 12 + 1}:{t.minute:02d}:{t.second:02d}"
-                      for t in stamps],
+        "Timestamp": stamps,
         "Flow Duration": duration,
         "Total Fwd Packets": fwd,
         "Total Backward Packets": bwd,
@@ -291,6 +306,126 @@ def _flows_for_class(rng: np.random.Generator, label: str, n: int, day: date) ->
     return pd.DataFrame(cols)
 
 
+# Canonical time columns (microseconds) and per-second rates: the jitter scales the first by a
+# per-flow factor and the second by its inverse. The published files write these as integers.
+TIME_COLUMNS = [c for c in FEATURE_COLUMNS
+                if c == "flow_duration" or "_iat_" in c or c.startswith(("active_", "idle_"))]
+RATE_COLUMNS = ["flow_byts_s", "flow_pkts_s", "fwd_pkts_s", "bwd_pkts_s", "fwd_blk_rate_avg",
+                "bwd_blk_rate_avg"]
+INTEGER_TIME_COLUMNS = [c for c in TIME_COLUMNS
+                        if c == "flow_duration" or c.endswith(("_max", "_min", "_tot"))]
+TIME_JITTER = 0.1  # sigma of the log of the per-flow clock factor
+# Frame keys in the published column order (the duplicated header told apart, as above).
+_PUBLISHED_KEYS = [("Fwd Header Length.dup" if c == "fwd_header_len_dup" else h, c)
+                   for h, c in CICIDS2017_COLUMNS]
+SOURCES = ("real", "parametric")
+
+
+def _stamps(rng: np.random.Generator, window: tuple[str, str], n: int, day: date) -> list[str]:
+    """``n`` sorted times in the local window, written as the published files write them:
+    a 12-hour clock without AM/PM and no leading zeros."""
+    start, end = (datetime.combine(day, datetime.strptime(t, "%H:%M").time()) for t in window)
+    offsets = np.sort(rng.uniform(0, (end - start).total_seconds(), n))
+    stamps = [start + timedelta(seconds=float(s)) for s in offsets]
+    return [f"{t.day}/{t.month}/{t.year} {(t.hour - 1) % 12 + 1}:{t.minute:02d}:{t.second:02d}"
+            for t in stamps]
+
+
+def _protocol_from_features(rows: pd.DataFrame) -> np.ndarray:
+    """IANA protocol of rows whose layout does not publish it (MachineLearningCVE), from the
+    minimum forward segment size CICFlowMeter reports: 8 bytes of header is UDP, 20 or more TCP,
+    anything else 0 (as CICFlowMeter writes other protocols)."""
+    seg = rows["fwd_seg_size_min"].to_numpy()
+    return np.where(seg == 8, 17, np.where(seg >= 20, 6, 0))
+
+
+def _real_flows(rng: np.random.Generator, label: str, n: int, day: date,
+                pool: pd.DataFrame) -> pd.DataFrame:
+    """``n`` flows of one class drawn (with replacement) from real ``pool`` rows, re-stamped
+    into the class's window on ``day``, each with its own clock jitter (module docstring)."""
+    rows = pool.iloc[rng.integers(0, len(pool), n)].reset_index(drop=True)
+    values = {c: rows[c].to_numpy(dtype="float64") for c in FEATURE_COLUMNS}
+    duration = values["flow_duration"]
+    factor = np.exp(TIME_JITTER * rng.standard_normal(n))
+    new_duration = np.round(duration * factor)
+    # The factor actually applied: the rounded duration over the measured one.
+    factor = np.where(duration > 0, new_duration / np.where(duration > 0, duration, 1), 1.0)
+    for col in TIME_COLUMNS:
+        scaled = values[col] * factor
+        values[col] = np.round(scaled) if col in INTEGER_TIME_COLUMNS else scaled
+    for col in RATE_COLUMNS:
+        values[col] = values[col] / factor
+    profile = PROFILES.get(next((k for k in PROFILES if canonical_label(k) == label), ""))
+    window = profile.window if profile else ("08:00", "17:00")
+    benign = label == "BENIGN"
+    src = rows["src_ip"].astype(object).to_numpy()
+    dst = rows["dst_ip"].astype(object).to_numpy()
+    no_src = pd.isna(src)
+    if no_src.any():
+        src[no_src] = (np.array(INTERNAL_HOSTS)[rng.integers(0, len(INTERNAL_HOSTS), no_src.sum())]
+                       if benign else ATTACKER)
+    no_dst = pd.isna(dst)
+    if no_dst.any():
+        dst[no_dst] = ([f"{a}.{b}.{c}.{d}" for a, b, c, d in rng.integers(1, 255, (no_dst.sum(), 4))]
+                       if benign else VICTIM)
+    protocol = rows["protocol"].to_numpy(dtype="float64")
+    protocol = np.where(np.isnan(protocol), _protocol_from_features(rows), protocol).astype(np.int64)
+    dst_port = values["dst_port"].astype(np.int64)
+    src_port = rng.integers(1024, 65536, n)
+    cols: dict[str, object] = {
+        "Flow ID": [f"{d}-{s}-{dp}-{sp}-{pr}" for s, d, sp, dp, pr in
+                    zip(src, dst, src_port, dst_port, protocol, strict=True)],
+        "Source IP": src, "Source Port": src_port, "Destination IP": dst,
+        "Protocol": protocol, "Timestamp": _stamps(rng, window, n, day),
+    }
+    for key, col in _PUBLISHED_KEYS:
+        if key in cols or col in ("flow_id", "src_ip", "src_port", "dst_ip", "protocol",
+                                  "timestamp", "label"):
+            continue
+        source = values["fwd_header_len" if col == "fwd_header_len_dup" else col]
+        integral = np.all(source == np.round(source))
+        cols[key] = source.astype(np.int64) if integral else source
+    frame = pd.DataFrame({key: cols[key] for key, _ in _PUBLISHED_KEYS if key != "Label"})
+    frame["Label"] = next((k for k in PROFILES if canonical_label(k) == label), label)
+    return frame
+
+
+@lru_cache(maxsize=2)
+def _pool_by_class(source: str) -> dict[str, pd.DataFrame]:
+    if source == "parametric":
+        return {}
+    if source != "real":
+        raise ValueError(f"source {source!r}: expected one of {SOURCES}")
+    from flowguard.realflows import load_real
+
+    pool = load_real("pool")
+    return {str(k): g.reset_index(drop=True) for k, g in pool.groupby("label", sort=True)}
+
+
+def _flows_for_class(rng: np.random.Generator, label: str, n: int, day: date,
+                     source: str = "real") -> pd.DataFrame:
+    """``n`` flows of one class (published spelling) on ``day``: real-flow based where the
+    pool has the class, from the parametric profile otherwise."""
+    pool = _pool_by_class(source).get(canonical_label(label) or label)
+    if pool is not None and len(pool):
+        return _real_flows(rng, canonical_label(label), n, day, pool)
+    return _parametric_flows(rng, label, n, day)
+
+
+def week_sources(source: str = "real") -> dict[str, str]:
+    """Per class (canonical name): where its synthetic rows come from."""
+    pools = _pool_by_class(source)
+    out = {}
+    for raw in PROFILES:
+        label = canonical_label(raw)
+        pool = pools.get(label)
+        out[label] = (f"real: {len(pool)} pool rows from {pool['sample_file'].nunique()} files"
+                      if pool is not None and len(pool) else
+                      "parametric: no real row in the pool" if source == "real"
+                      else "parametric")
+    return out
+
+
 TEXT_QUIRK_COLUMNS = ("Flow Bytes/s", "Flow Packets/s", "Flow IAT Mean")
 
 
@@ -330,15 +465,20 @@ def inject_quirks(frame: pd.DataFrame, rng: np.random.Generator, rate: float) ->
 
 def generate_week(
     out_dir: Path, scale: float = 0.01, seed: int = 7, min_per_class: int = 40,
-    days: list[int] | None = None, quirk_rate: float = 0.0,
+    days: list[int] | None = None, quirk_rate: float = 0.0, source: str = "real",
 ) -> list[Path]:
     """Write the synthetic week's CSV files (published names and layout) into ``out_dir``.
 
     ``scale`` multiplies the published per-file class counts (1.0 gives the full 2.8 M rows);
-    ``min_per_class`` keeps rare attacks present at small scales. The same seed and scale give
-    byte-identical files. ``days`` (0 = Monday) restricts the output; ``quirk_rate`` injects
-    the published files' defects (:func:`inject_quirks`).
+    ``min_per_class`` keeps rare attacks present at small scales. The same seed, scale and
+    samples give byte-identical files. ``days`` (0 = Monday) restricts the output;
+    ``quirk_rate`` injects the published files' defects (:func:`inject_quirks`); ``source``
+    is ``real`` (rows from the real pool, the default) or ``parametric``. Beside the CSVs,
+    ``synthetic-week.json`` records the settings and where each class's rows came from
+    (:func:`week_sources`).
     """
+    if source not in SOURCES:
+        raise ValueError(f"source {source!r}: expected one of {SOURCES}")
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for index, (name, (offset, counts)) in enumerate(PUBLISHED_FILES.items()):
@@ -349,7 +489,7 @@ def generate_week(
         parts = []
         for label, count in counts.items():
             n = max(int(round(count * scale)), min_per_class if label != "BENIGN" else 1)
-            parts.append(_flows_for_class(rng, label, n, day))
+            parts.append(_flows_for_class(rng, label, n, day, source))
         frame = pd.concat(parts, ignore_index=True)
         frame = frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
         if quirk_rate > 0:
@@ -358,13 +498,22 @@ def generate_week(
         frame.columns = [h if h in {"Flow ID", "Label"} else f" {h}" for h in TRAFFIC_LABELLING_HEADERS]
         path = out_dir / name
         tmp = path.with_suffix(".tmp")
-        # With quirks, floats keep every digit (as the published files do); without, 6.
+        # With quirks, floats keep every digit (as the published files do); without, 10.
         frame.to_csv(tmp, index=False, encoding="cp1252",
-                     float_format=None if quirk_rate > 0 else "%.6g")
+                     float_format=None if quirk_rate > 0 else "%.10g")
         if quirk_rate > 0:  # the published files end with a row of commas
             with tmp.open("ab") as fh:
                 fh.write(b"," * (frame.shape[1] - 1) + b"\n")
         tmp.replace(path)
         log.info("wrote %s: %d flows", path, len(frame))
         written.append(path)
+    sources = week_sources(source)
+    (out_dir / "synthetic-week.json").write_text(json.dumps(
+        {"generator": "flowguard.synth.generate_week", "scale": scale, "seed": seed,
+         "min_per_class": min_per_class, "quirk_rate": quirk_rate, "source": source,
+         "classes": sources}, indent=2) + "\n")
+    parametric = [k for k, v in sources.items() if v.startswith("parametric")]
+    if source == "real" and parametric:
+        log.warning("no real rows for %s: those classes come from the parametric profiles",
+                    parametric)
     return written

@@ -41,7 +41,7 @@ import pandas as pd
 
 from flowguard.evaluation import evaluate, metric_key, plot_confusion
 from flowguard.lineage import code_version, frame_digest
-from flowguard.schema import MODEL_FEATURES
+from flowguard.schema import HOST_FEATURES, MODEL_FEATURES
 
 if TYPE_CHECKING:
     from xgboost import XGBClassifier
@@ -59,6 +59,10 @@ DEFAULT_PARAMS: dict[str, Any] = {"max_depth": 8, "learning_rate": 0.15, "min_ch
                                   "subsample": 1.0, "colsample_bytree": 1.0,
                                   "colsample_bynode": 0.5, "reg_lambda": 1.0}
 N_THREADS = 2
+# Share of training rows fitted with their host features hidden. Without it a model scored a
+# real flow whose host window is unknown (NaN) as if the window were empty, and real benign
+# flows became attacks (docs/training.md, "Unknown host context").
+HOST_DROPOUT = 0.3
 
 
 @dataclass
@@ -137,10 +141,14 @@ def cap_per_class(frame: pd.DataFrame, max_rows: int, seed: int,
 def fit_model(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], seed: int = 42,
               n_estimators: int = 300, params: dict[str, Any] | None = None,
               early_stopping_rounds: int = 20, weights: np.ndarray | None = None,
-              ) -> XGBClassifier:
+              host_dropout: float = HOST_DROPOUT) -> XGBClassifier:
     """Fit a multi-class XGBoost (hist, 64 bins) with early stopping on ``valid``.
 
-    ``weights``: per-row sample weights (default :func:`class_weights` of ``train``)."""
+    ``weights``: per-row sample weights (default :func:`class_weights` of ``train``).
+    ``host_dropout``: share of training rows (seeded) whose host features are hidden (NaN),
+    so the trees learn to classify a flow whose host context is unknown: a host seen for
+    the first time, a stale online window, a flow scored out of its day (docs/training.md).
+    """
     from xgboost import XGBClassifier
 
     index = {c: i for i, c in enumerate(classes)}
@@ -152,7 +160,11 @@ def fit_model(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], seed
         **{**DEFAULT_PARAMS, **(params or {})},
     )
     eval_set = [(valid[MODEL_FEATURES], valid["label"].map(index))] if len(valid) else None
-    model.fit(train[MODEL_FEATURES], train["label"].map(index),
+    features = train[MODEL_FEATURES]  # a copy: the host dropout below leaves ``train`` alone
+    if host_dropout > 0 and len(features):
+        hidden = np.random.default_rng(seed).random(len(features)) < host_dropout
+        features.loc[hidden, HOST_FEATURES] = np.nan
+    model.fit(features, train["label"].map(index),
               sample_weight=class_weights(train["label"]) if weights is None else weights,
               eval_set=eval_set, verbose=False)
     return model
