@@ -9,7 +9,7 @@ the ``eval`` side, for the real-flow week (``source=real``, the default generato
 the same run, the parametric week it replaced (``source=parametric``).
 
 1. Distance per class: a classifier two-sample test, synthetic rows of the class against its
-   real eval rows (77 flow features; gradient-boosted trees, 5-fold cross-validated ROC AUC,
+   real eval rows (77 flow features; a random forest, 5-fold cross-validated ROC AUC,
    equal numbers per side, at most 2000). 0.5 = indistinguishable; goal <= 0.75.
 2. Transfer: the pipeline's own training (:func:`flowguard.training.train_and_log`, the
    training DAG's default 45 s search budget; ``--quick``: 10 s) on the synthetic week with
@@ -45,22 +45,26 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 WEB = ("Web Attack - Brute Force", "Web Attack - XSS", "Web Attack - Sql Injection")
 MAX_SIDE = 2000
+# name -> (generator source, host dropout in training; None: the training default)
+VARIANTS = {"real-flow week": ("real", None), "parametric week": ("parametric", None),
+            "before: parametric week, no host dropout": ("parametric", 0.0)}
 MIN_SIDE = 10
 
 
 def two_sample_auc(a: np.ndarray, b: np.ndarray, seed: int = 0) -> float:
     """Cross-validated ROC AUC of a classifier telling rows of ``a`` from rows of ``b``."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.ensemble import RandomForestClassifier
     from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     rng = np.random.default_rng(seed)
     n = min(len(a), len(b), MAX_SIDE)
     x = np.vstack([a[rng.choice(len(a), n, replace=False)], b[rng.choice(len(b), n, replace=False)]])
     y = np.r_[np.zeros(n), np.ones(n)]
     folds = StratifiedKFold(n_splits=min(5, n), shuffle=True, random_state=seed)
-    score = cross_val_predict(HistGradientBoostingClassifier(max_iter=100, random_state=seed),
-                              x, y, cv=folds, method="predict_proba")[:, 1]
+    forest = RandomForestClassifier(n_estimators=200, min_samples_leaf=2, n_jobs=2,
+                                    random_state=seed)
+    score = cross_val_predict(forest, x, y, cv=folds, method="predict_proba")[:, 1]
     return float(roc_auc_score(y, score))
 
 
@@ -129,7 +133,8 @@ def _key(label: str) -> str:
     return metric_key(label)
 
 
-def train(path: Path, work: Path, budget: float, trials: int) -> tuple[str, list[str], dict]:
+def train(path: Path, work: Path, budget: float, trials: int, host_dropout: float | None = None
+          ) -> tuple[str, list[str], dict]:
     import mlflow
 
     from flowguard.training import TuningConfig, train_and_log
@@ -138,8 +143,11 @@ def train(path: Path, work: Path, budget: float, trials: int) -> tuple[str, list
     mlflow.set_tracking_uri(f"sqlite:///{store}")
     mlflow.set_registry_uri(f"sqlite:///{store}")
     started = time.perf_counter()
+    tuning = TuningConfig(budget_seconds=budget, max_trials=trials)
+    if host_dropout is not None:
+        tuning.host_dropout = host_dropout
     result = train_and_log(path, work / "artifacts", "bench-real", {"trigger_reason": "bench"},
-                           tuning=TuningConfig(budget_seconds=budget, max_trials=trials))
+                           tuning=tuning)
     holdout = {k: round(v, 4) for k, v in result.metrics.items()
                if k in ("macro_f1", "accuracy") or k.startswith("f1.")}
     return result.model_uri, result.classes, {"seconds": round(time.perf_counter() - started, 1),
@@ -170,15 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=0.01)
     parser.add_argument("--budget", type=float, default=45.0, help="tuning budget (s)")
     parser.add_argument("--trials", type=int, default=10)
-    parser.add_argument("--sources", nargs="+", default=["real", "parametric"])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--out", type=Path, default=PROJECT / "benchmarks" / "results" / "real.json")
     args = parser.parse_args(argv)
     if args.quick:
         args.scale, args.budget, args.trials = 0.003, 10.0, 3
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import pandas as pd
-
     from bench_training import build_week
+
     from flowguard.realflows import load_real, split_summary
     from flowguard.synth import generate_week, week_sources
 
@@ -196,29 +204,36 @@ def main(argv: list[str] | None = None) -> int:
                      "scoring": "real eval rows, host activity unknown (NaN)"},
         "real_rows": {"pool": int((real["real_split"] == "pool").sum()),
                       "eval": len(evaluation), "split": split_summary(real)},
-        "synthetic": {},
+        "synthetic": {}, "models": {},
     }
     with tempfile.TemporaryDirectory(prefix="flowguard-bench-real-") as tmp:
         work = Path(tmp)
-        for source in args.sources:
-            landing = work / f"landing-{source}"
-            generate_week(landing, scale=args.scale, source=source)
-            (work / f"cache-{source}").mkdir()
-            week = build_week(0, work / f"cache-{source}", landing)
-            synthetic = pd.read_parquet(week)
-            entry = {"rows": len(synthetic), "classes": week_sources(source),
-                     "distance": distances(synthetic, evaluation)}
-            aucs = [v["auc"] for v in entry["distance"].values() if v["auc"] is not None]
-            entry["auc_max"] = max(aucs) if aucs else None
-            entry["classes_within_0_75"] = f"{sum(a <= 0.75 for a in aucs)}/{len(aucs)}"
-            model_uri, classes, fit = train(week, work / f"train-{source}", args.budget,
-                                            args.trials)
-            entry["training"] = fit
-            entry["on_real"] = score_real(model_uri, classes, evaluation)
-            report["synthetic"][source] = entry
-            print(f"{source}: AUC max {entry['auc_max']}, on real: macro-F1 "
-                  f"{entry['on_real']['macro_f1']}, benign FPR "
-                  f"{entry['on_real']['benign_false_positive_rate']}", flush=True)
+        weeks: dict[str, tuple[Path, dict]] = {}
+        for name in args.variants:
+            source, host_dropout = VARIANTS[name]
+            if source not in weeks:
+                landing = work / f"landing-{source}"
+                generate_week(landing, scale=args.scale, source=source)
+                (work / f"cache-{source}").mkdir()
+                week = build_week(0, work / f"cache-{source}", landing)
+                synthetic = pd.read_parquet(week)
+                entry = {"rows": len(synthetic), "classes": week_sources(source),
+                         "distance": distances(synthetic, evaluation)}
+                aucs = [v["auc"] for v in entry["distance"].values() if v["auc"] is not None]
+                entry["auc_max"] = max(aucs) if aucs else None
+                entry["classes_within_0_75"] = f"{sum(a <= 0.75 for a in aucs)}/{len(aucs)}"
+                weeks[source] = (week, entry)
+                report["synthetic"][source] = entry
+                del synthetic
+            week, entry = weeks[source]
+            model_uri, classes, fit = train(week, work / f"train-{len(report['models'])}",
+                                            args.budget, args.trials, host_dropout)
+            result = {"source": source, "host_dropout": host_dropout, "training": fit,
+                      "on_real": score_real(model_uri, classes, evaluation)}
+            report["models"][name] = result
+            print(f"{name}: week AUC max {entry['auc_max']}; on real: macro-F1 "
+                  f"{result['on_real']['macro_f1']}, benign FPR "
+                  f"{result['on_real']['benign_false_positive_rate']}", flush=True)
         path = real_training_set(real, work / "real.parquet")
         _, _, fit = train(path, work / "train-real-only", args.budget, args.trials)
         report["real_only"] = fit

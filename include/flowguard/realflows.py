@@ -43,7 +43,9 @@ KEEP = ["label", "src_ip", "dst_ip", "src_port", "protocol", "event_timestamp",
 
 
 def real_dir() -> Path:
-    """Folder of the committed samples (``FLOWGUARD_REAL_DIR`` overrides ``data/real``)."""
+    """Folder of the real rows: the committed samples (``data/real``, listed in its
+    ``provenance.json``), or ``FLOWGUARD_REAL_DIR``: such a folder, or a copy of the dataset
+    (every CSV below it is read; files of other datasets or layouts are skipped)."""
     return Path(os.environ.get("FLOWGUARD_REAL_DIR", PROJECT_ROOT / "data" / "real"))
 
 
@@ -79,7 +81,11 @@ def _load(root: str) -> pd.DataFrame:
     import pandas as pd
 
     base = Path(root)
-    entries = [e for e in manifest(base) if e.get("dataset") == "cicids2017"]
+    if (base / "provenance.json").is_file():
+        entries = [e for e in manifest(base) if e.get("dataset") == "cicids2017"]
+    else:  # a user's own copy of the dataset: every CSV below it, its folder as the source
+        entries = [{"file": str(p.relative_to(base)), "source_repo": str(p.parent.relative_to(base))}
+                   for p in sorted(base.rglob("*")) if p.is_file() and p.suffix.lower() == ".csv"]
     frames = []
     for entry in entries:
         frame = _read_one(base / entry["file"])

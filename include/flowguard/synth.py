@@ -8,7 +8,8 @@ follow the published per-file counts times ``scale``, with a floor so that rare 
 (Heartbleed: 11 flows) still appear at small scales, inside each attack's published window.
 
 Rows come from real flows (``source="real"``, the default): each class's rows are drawn with
-replacement from the real CICIDS2017 samples committed under ``data/real/`` (the ``pool``
+replacement from real CICIDS2017 rows (the samples committed under ``data/real/``, or a copy
+of the dataset named by ``FLOWGUARD_REAL_DIR``; the ``pool``
 side of :mod:`flowguard.realflows`; its ``eval`` side is never drawn, so figures measured on
 it are not resubstitution scores), re-stamped into the schedule, with a seeded jitter of
 the flow's clock: every duration, inter-arrival and active/idle time is scaled by one factor
@@ -16,7 +17,8 @@ per flow (log-normal, sigma :data:`TIME_JITTER`) and every per-second rate by it
 Counts and sizes stay as measured, so each row stays internally consistent (totals, means,
 min/max, rates over duration). Addresses and protocol are the real row's where its layout
 publishes them; otherwise the testbed's (benign from the internal hosts, attacks from the
-attacker to the victim). A class with no real row in the pool keeps the parametric model
+attacker to the victim). A class with fewer than :data:`MIN_POOL_ROWS` real rows in the pool
+keeps the parametric model
 below (``source="parametric"`` uses it for every class): its rows are internally consistent
 and class-conditional (ports, packet counts and sizes, durations and flags drawn from
 heavy-tailed distributions) but not real, and :func:`week_sources` says which classes came
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from flowguard.realflows import load_real, real_dir
 from flowguard.schema import (
     CICIDS2017_COLUMNS,
     FEATURE_COLUMNS,
@@ -315,6 +318,10 @@ RATE_COLUMNS = ["flow_byts_s", "flow_pkts_s", "fwd_pkts_s", "bwd_pkts_s", "fwd_b
 INTEGER_TIME_COLUMNS = [c for c in TIME_COLUMNS
                         if c == "flow_duration" or c.endswith(("_max", "_min", "_tot"))]
 TIME_JITTER = 0.1  # sigma of the log of the per-flow clock factor
+# A class is drawn from real rows only when the pool holds at least this many of them: a week
+# of one class resampled from a few dozen flows is less like that class's real traffic than
+# the parametric profile (measured: benchmarks/bench_real.py, docs/data.md).
+MIN_POOL_ROWS = 200
 # Frame keys in the published column order (the duplicated header told apart, as above).
 _PUBLISHED_KEYS = [("Fwd Header Length.dup" if c == "fwd_header_len_dup" else h, c)
                    for h, c in CICIDS2017_COLUMNS]
@@ -390,39 +397,39 @@ def _real_flows(rng: np.random.Generator, label: str, n: int, day: date,
     return frame
 
 
-@lru_cache(maxsize=2)
-def _pool_by_class(source: str) -> dict[str, pd.DataFrame]:
+@lru_cache(maxsize=4)
+def _pool_by_class(source: str, min_rows: int = MIN_POOL_ROWS) -> dict[str, pd.DataFrame]:
     if source == "parametric":
         return {}
     if source != "real":
         raise ValueError(f"source {source!r}: expected one of {SOURCES}")
-    from flowguard.realflows import load_real
-
     pool = load_real("pool")
-    return {str(k): g.reset_index(drop=True) for k, g in pool.groupby("label", sort=True)}
+    return {str(k): g.reset_index(drop=True) for k, g in pool.groupby("label", sort=True)
+            if len(g) >= min_rows}
 
 
 def _flows_for_class(rng: np.random.Generator, label: str, n: int, day: date,
-                     source: str = "real") -> pd.DataFrame:
+                     source: str = "real", min_pool_rows: int = MIN_POOL_ROWS) -> pd.DataFrame:
     """``n`` flows of one class (published spelling) on ``day``: real-flow based where the
     pool has the class, from the parametric profile otherwise."""
-    pool = _pool_by_class(source).get(canonical_label(label) or label)
-    if pool is not None and len(pool):
+    pool = _pool_by_class(source, min_pool_rows).get(canonical_label(label) or label)
+    if pool is not None:
         return _real_flows(rng, canonical_label(label), n, day, pool)
     return _parametric_flows(rng, label, n, day)
 
 
-def week_sources(source: str = "real") -> dict[str, str]:
+def week_sources(source: str = "real", min_pool_rows: int = MIN_POOL_ROWS) -> dict[str, str]:
     """Per class (canonical name): where its synthetic rows come from."""
-    pools = _pool_by_class(source)
+    pools = _pool_by_class(source, min_pool_rows)
+    counts = load_real("pool")["label"].value_counts() if source == "real" else {}
     out = {}
     for raw in PROFILES:
         label = canonical_label(raw)
         pool = pools.get(label)
         out[label] = (f"real: {len(pool)} pool rows from {pool['sample_file'].nunique()} files"
-                      if pool is not None and len(pool) else
-                      "parametric: no real row in the pool" if source == "real"
-                      else "parametric")
+                      if pool is not None else
+                      f"parametric: {counts.get(label, 0)} real pool rows, fewer than "
+                      f"{min_pool_rows}" if source == "real" else "parametric")
     return out
 
 
@@ -466,6 +473,7 @@ def inject_quirks(frame: pd.DataFrame, rng: np.random.Generator, rate: float) ->
 def generate_week(
     out_dir: Path, scale: float = 0.01, seed: int = 7, min_per_class: int = 40,
     days: list[int] | None = None, quirk_rate: float = 0.0, source: str = "real",
+    min_pool_rows: int = MIN_POOL_ROWS,
 ) -> list[Path]:
     """Write the synthetic week's CSV files (published names and layout) into ``out_dir``.
 
@@ -473,7 +481,8 @@ def generate_week(
     ``min_per_class`` keeps rare attacks present at small scales. The same seed, scale and
     samples give byte-identical files. ``days`` (0 = Monday) restricts the output;
     ``quirk_rate`` injects the published files' defects (:func:`inject_quirks`); ``source``
-    is ``real`` (rows from the real pool, the default) or ``parametric``. Beside the CSVs,
+    is ``real`` (rows from the real pool, the default, for every class with at least
+    ``min_pool_rows`` of them) or ``parametric``. Beside the CSVs,
     ``synthetic-week.json`` records the settings and where each class's rows came from
     (:func:`week_sources`).
     """
@@ -489,7 +498,7 @@ def generate_week(
         parts = []
         for label, count in counts.items():
             n = max(int(round(count * scale)), min_per_class if label != "BENIGN" else 1)
-            parts.append(_flows_for_class(rng, label, n, day, source))
+            parts.append(_flows_for_class(rng, label, n, day, source, min_pool_rows))
         frame = pd.concat(parts, ignore_index=True)
         frame = frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
         if quirk_rate > 0:
@@ -507,10 +516,11 @@ def generate_week(
         tmp.replace(path)
         log.info("wrote %s: %d flows", path, len(frame))
         written.append(path)
-    sources = week_sources(source)
+    sources = week_sources(source, min_pool_rows)
     (out_dir / "synthetic-week.json").write_text(json.dumps(
         {"generator": "flowguard.synth.generate_week", "scale": scale, "seed": seed,
          "min_per_class": min_per_class, "quirk_rate": quirk_rate, "source": source,
+         "min_pool_rows": min_pool_rows, "real_dir": str(real_dir()),
          "classes": sources}, indent=2) + "\n")
     parametric = [k for k, v in sources.items() if v.startswith("parametric")]
     if source == "real" and parametric:

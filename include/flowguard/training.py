@@ -59,7 +59,7 @@ DEFAULT_PARAMS: dict[str, Any] = {"max_depth": 8, "learning_rate": 0.15, "min_ch
                                   "subsample": 1.0, "colsample_bytree": 1.0,
                                   "colsample_bynode": 0.5, "reg_lambda": 1.0}
 N_THREADS = 2
-# Share of training rows fitted with their host features hidden. Without it a model scored a
+# Share of training rows fitted again with their host features hidden. Without it a model scored a
 # real flow whose host window is unknown (NaN) as if the window were empty, and real benign
 # flows became attacks (docs/training.md, "Unknown host context").
 HOST_DROPOUT = 0.3
@@ -75,6 +75,7 @@ class TuningConfig:
     n_estimators: int = 300
     early_stopping_rounds: int = 20
     max_class_rows: int = 150_000  # final fits: larger classes down-sampled, weights kept; 0: all
+    host_dropout: float = HOST_DROPOUT  # share of rows fitted again with host features hidden
 
 
 @dataclass
@@ -145,9 +146,10 @@ def fit_model(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], seed
     """Fit a multi-class XGBoost (hist, 64 bins) with early stopping on ``valid``.
 
     ``weights``: per-row sample weights (default :func:`class_weights` of ``train``).
-    ``host_dropout``: share of training rows (seeded) whose host features are hidden (NaN),
-    so the trees learn to classify a flow whose host context is unknown: a host seen for
-    the first time, a stale online window, a flow scored out of its day (docs/training.md).
+    ``host_dropout``: share of training rows (seeded) fitted a second time with their host
+    features hidden (NaN), so the trees learn to classify a flow whose host context is
+    unknown: a host seen for the first time, a stale online window, a flow scored out of its
+    day (docs/training.md, "Unknown host context").
     """
     from xgboost import XGBClassifier
 
@@ -160,13 +162,18 @@ def fit_model(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], seed
         **{**DEFAULT_PARAMS, **(params or {})},
     )
     eval_set = [(valid[MODEL_FEATURES], valid["label"].map(index))] if len(valid) else None
-    features = train[MODEL_FEATURES]  # a copy: the host dropout below leaves ``train`` alone
+    features, target = train[MODEL_FEATURES], train["label"].map(index)
+    weights = class_weights(train["label"]) if weights is None else weights
     if host_dropout > 0 and len(features):
-        hidden = np.random.default_rng(seed).random(len(features)) < host_dropout
-        features.loc[hidden, HOST_FEATURES] = np.nan
-    model.fit(features, train["label"].map(index),
-              sample_weight=class_weights(train["label"]) if weights is None else weights,
-              eval_set=eval_set, verbose=False)
+        # Copies of a seeded share of the rows with their host features hidden, beside the
+        # rows as they are: the trees learn the flow without its host context as well.
+        copies = np.flatnonzero(np.random.default_rng(seed).random(len(features)) < host_dropout)
+        hidden = features.iloc[copies].copy()
+        hidden[HOST_FEATURES] = np.nan
+        features = pd.concat([features, hidden], ignore_index=True)
+        target = pd.concat([target, target.iloc[copies]], ignore_index=True)
+        weights = np.concatenate([weights, weights[copies]])
+    model.fit(features, target, sample_weight=weights, eval_set=eval_set, verbose=False)
     return model
 
 
@@ -201,7 +208,8 @@ def final_fit(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str],
         fitted, weights = cap_per_class(train, tuning.max_class_rows, seed)
         model = fit_model(fitted, valid, classes, seed=seed, params=params,
                           n_estimators=tuning.n_estimators,
-                          early_stopping_rounds=tuning.early_stopping_rounds, weights=weights)
+                          early_stopping_rounds=tuning.early_stopping_rounds, weights=weights,
+                          host_dropout=tuning.host_dropout)
         rounds = int(getattr(model, "best_iteration", 0) or 0)
         if not len(valid):
             return model, rounds, {}
@@ -211,7 +219,7 @@ def final_fit(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str],
     fitted, weights = cap_per_class(pd.concat([train, valid], ignore_index=True),
                                     tuning.max_class_rows, seed)
     refit = fit_model(fitted, valid.iloc[:0], classes, seed=seed, params=params,
-                      n_estimators=rounds + 1, weights=weights)
+                      n_estimators=rounds + 1, weights=weights, host_dropout=tuning.host_dropout)
     return refit, rounds, valid_metrics
 
 
@@ -296,7 +304,8 @@ def tune(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], config: T
             mlflow.log_params({**params, "rows_train": len(subset)})
             model = fit_model(subset, valid, classes, seed=seed, params=params,
                               n_estimators=config.n_estimators,
-                              early_stopping_rounds=config.early_stopping_rounds)
+                              early_stopping_rounds=config.early_stopping_rounds,
+                              host_dropout=config.host_dropout)
             metrics = evaluate(valid["label"].to_numpy(), predict_labels(model, classes, valid),
                                classes, predict_proba(model, valid))
             score = metrics["macro_f1"]
@@ -367,6 +376,7 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
                            "split": "per-class time order 70/10/20",
                            "class_weighting": "1/sqrt(freq)", "tuning_budget_s": tuning.budget_seconds,
                            "max_class_rows": tuning.max_class_rows,
+                           "host_dropout": tuning.host_dropout,
                            "tuning_max_trials": tuning.max_trials})
         started = time.perf_counter()
         best, trials, chosen = tune(train, valid, classes, tuning, seed)
