@@ -24,8 +24,9 @@ from flowguard.ingest import (
     CHUNK_ROWS,
     LandingError,
     cicids_day_from_name,
+    count_data_lines,
     iter_landing_chunks,
-    landing_files,
+    landing_inventory,
     sniff,
 )
 from flowguard.validation import (
@@ -57,13 +58,18 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FileResult:
-    """Row accounting and output locations of one source file."""
+    """Row accounting and output locations of one source file.
+
+    ``rows_in = rows_valid + rows_quarantined + rows_refused``: a file that could not be used
+    (``error``) counts its data lines in ``rows_in`` and ``rows_refused``, none read.
+    """
 
     file: str
     layout: str = ""
     rows_in: int = 0
     rows_valid: int = 0
     rows_quarantined: int = 0
+    rows_refused: int = 0
     chunks: int = 0
     valid_path: str | None = None
     quarantine_path: str | None = None
@@ -217,16 +223,41 @@ def validate_chunks(chunks: Iterable[pd.DataFrame], context: AbstractDataContext
     return tally
 
 
+def day_contract(paths: list[Path]) -> Contract:
+    """The one contract of a day's landing files, for the Airflow ingest task.
+
+    The model trains on the CICFlowMeter feature block, so a day may be original CICIDS2017,
+    improved CICIDS2017 or CSE-CIC-IDS2018 files, one dataset per day (their feature values
+    differ for the same traffic); anything else is refused with what to do instead.
+    """
+    datasets = {p.name: sniff(p)[0].dataset for p in paths}
+    found = sorted(set(datasets.values()))
+    if len(found) > 1:
+        raise BatchRejected(f"the day's landing files mix datasets {datasets}: land one "
+                            "dataset per day (their feature values are not comparable)")
+    if found[0] == "unsw_nb15":
+        raise BatchRejected(f"{sorted(datasets)} are UNSW-NB15 files: the model and the ingest "
+                            "DAG use the CICFlowMeter feature block; validate UNSW-NB15 with "
+                            "`flowguard validate` instead")
+    return CONTRACTS[found[0]]
+
+
 def validate_file(path: Path, file_index: int, out_dir: Path, context: AbstractDataContext,
                   interval: tuple[datetime, datetime] | None = None,
-                  chunk_rows: int = CHUNK_ROWS) -> FileResult:
-    """Ingest and validate one file chunk by chunk; write its valid rows and quarantine."""
+                  chunk_rows: int = CHUNK_ROWS, name: str | None = None) -> FileResult:
+    """Ingest and validate one file chunk by chunk; write its valid rows and quarantine.
+
+    ``name``: the outputs' name under ``valid/<dataset>/`` and ``quarantine/<dataset>/``
+    without suffix (default the file's stem; a folder run passes the path below the folder,
+    so ``MachineLearningCVE/Monday...`` and ``TrafficLabelling/Monday...`` do not collide).
+    """
     started = time.perf_counter()
     result = FileResult(file=str(path))
     layout, _ = sniff(path)
     result.layout = layout.name
-    valid = ParquetSink(out_dir / "valid" / layout.dataset / f"{path.stem}.parquet")
-    quarantine = ParquetSink(out_dir / "quarantine" / layout.dataset / f"{path.stem}.parquet")
+    name = name or path.stem
+    valid = ParquetSink(out_dir / "valid" / layout.dataset / f"{name}.parquet")
+    quarantine = ParquetSink(out_dir / "quarantine" / layout.dataset / f"{name}.parquet")
     try:
         tally = validate_chunks(
             iter_landing_chunks(path, file_index=file_index, chunk_rows=chunk_rows), context,
@@ -249,35 +280,47 @@ def validate_file(path: Path, file_index: int, out_dir: Path, context: AbstractD
 def validate_path(path: Path, out_dir: Path, gx_dir: Path,
                   interval: tuple[datetime, datetime] | None = None,
                   chunk_rows: int = CHUNK_ROWS) -> dict[str, Any]:
-    """Validate a file or every data CSV of a folder; a file that fails does not stop the rest.
+    """Validate a file, or every data CSV of a folder and its sub-folders; a file that fails
+    does not stop the rest.
 
-    Returns the row accounting per file and in total, where the valid rows, the quarantine and
-    the data docs went, and the errors of the files that could not be used.
+    Returns the row accounting per file and in total (``rows_in = rows_valid +
+    rows_quarantined + rows_refused``, a refused file's data lines all refused), where the
+    valid rows, the quarantine and the data docs went, the errors of the files that could not
+    be used, and every file skipped with the reason.
     """
     started = time.perf_counter()
+    sources, skipped = landing_inventory(path)
+    for source, reason in skipped:
+        log.warning("skipped %s: %s", source, reason)
     context = get_context(gx_dir)
     files: list[FileResult] = []
     per_day: Counter[Any] = Counter()
-    for source in landing_files(path):
+    for source in sources:
         day = cicids_day_from_name(source)
         index = per_day[day]
         per_day[day] += 1
+        name = str(source.relative_to(path).with_suffix("")) if path.is_dir() else None
         try:
-            files.append(validate_file(source, index, out_dir, context, interval, chunk_rows))
+            files.append(validate_file(source, index, out_dir, context, interval, chunk_rows,
+                                       name))
         except (LandingError, BatchRejected) as exc:
             log.error("%s", exc)
-            files.append(FileResult(file=str(source), error=str(exc)))
+            lines = count_data_lines(source)
+            files.append(FileResult(file=str(source), rows_in=lines, rows_refused=lines,
+                                    error=str(exc)))
     build_data_docs(context)
     totals = {k: sum(getattr(f, k) for f in files)
-              for k in ("rows_in", "rows_valid", "rows_quarantined")}
-    check_accounting(totals["rows_in"], totals["rows_valid"], totals["rows_quarantined"],
-                     str(path))
+              for k in ("rows_in", "rows_valid", "rows_quarantined", "rows_refused")}
+    check_accounting(totals["rows_in"] - totals["rows_refused"], totals["rows_valid"],
+                     totals["rows_quarantined"], str(path))
     return {
         "input": str(path), **totals,
         "files_ok": sum(f.error is None for f in files),
         "files_failed": sum(f.error is not None for f in files),
+        "files_skipped": len(skipped),
         "valid_dir": str(out_dir / "valid"), "quarantine_dir": str(out_dir / "quarantine"),
         "data_docs": str(gx_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"),
         "seconds": round(time.perf_counter() - started, 2),
         "files": [asdict(f) for f in files],
+        "skipped": [{"file": str(p), "reason": r} for p, r in skipped],
     }

@@ -24,12 +24,15 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--quirk-rate", type=float, default=0.0)
     gen.add_argument("--source", choices=("real", "parametric"), default="real",
-                     help="real: rows drawn from the committed real samples (default); "
+                     help="real: classes with enough real rows drawn from them (data/real or "
+                          "$FLOWGUARD_REAL_DIR; default); "
                           "parametric: every class from the generator's profiles")
-    val = sub.add_parser("validate", help="ingest and validate a file or folder (CICIDS2017 or "
-                         "UNSW-NB15, any published layout) without Airflow; prints row accounting "
-                         "and where the valid rows, the quarantine and the data docs went")
-    val.add_argument("path", type=Path, help="a CSV file or a folder of them")
+    val = sub.add_parser("validate", help="ingest and validate a file or folder (CICIDS2017, "
+                         "its improved release, CSE-CIC-IDS2018 or UNSW-NB15, any published "
+                         "layout) without Airflow; prints row accounting, skipped files and "
+                         "where the valid rows, the quarantine and the data docs went")
+    val.add_argument("path", type=Path, help="a CSV file or a folder of them (sub-folders "
+                     "included)")
     val.add_argument("--out", type=Path, default=None,
                      help="output folder (default: $FLOWGUARD_HOME/validated)")
     val.add_argument("--chunk-rows", type=int, default=200_000,
@@ -108,14 +111,18 @@ def main(argv: list[str] | None = None) -> int:
         else:
             for f in report["files"]:
                 if f["error"]:
-                    print(f"FAILED {f['file']}\n  {f['error']}")
+                    print(f"FAILED {f['file']}\n  rows in {f['rows_in']}, all refused (not "
+                          f"read)\n  {f['error']}")
                     continue
                 print(f"{f['file']} [{f['layout']}]\n  rows in {f['rows_in']} = valid "
                       f"{f['rows_valid']} + quarantined {f['rows_quarantined']}\n"
                       f"  valid: {f['valid_path']}\n  quarantine: {f['quarantine_path']}")
+            for s in report["skipped"]:
+                print(f"SKIPPED {s['file']}\n  {s['reason']}")
             print(f"total: rows in {report['rows_in']} = valid {report['rows_valid']} + "
-                  f"quarantined {report['rows_quarantined']}; {report['files_ok']} file(s) ok, "
-                  f"{report['files_failed']} failed\ndata docs: {report['data_docs']}")
+                  f"quarantined {report['rows_quarantined']} + refused {report['rows_refused']}; "
+                  f"{report['files_ok']} file(s) ok, {report['files_failed']} failed, "
+                  f"{report['files_skipped']} skipped\ndata docs: {report['data_docs']}")
         return 1 if report["files_failed"] else 0
     if args.command == "rollback":
         from flowguard.pipeline import rollback_champion

@@ -37,6 +37,11 @@ class Settings:
     gate_recall_margin: float = 0.05
     gate_floor: float = 0.5
     registry_lock_uri: str = ""
+    # Improved CICIDS2017 "X - Attempted" flows (attacks that carried no payload or hit an
+    # unresponsive target) are kept and validated, but left out of training unless this is set:
+    # they look like benign traffic, and the release's authors advise not to train on them as
+    # attacks (docs/data.md, "Attempted attacks").
+    train_on_attempted: bool = False
 
     @property
     def flows_source(self) -> Path:
@@ -74,6 +79,8 @@ def get_settings() -> Settings:
         gate_recall_margin=float(os.environ.get("FLOWGUARD_GATE_RECALL_MARGIN", 0.05)),
         gate_floor=float(os.environ.get("FLOWGUARD_GATE_FLOOR", 0.5)),
         registry_lock_uri=os.environ.get("FLOWGUARD_REGISTRY_LOCK_URI") or mlflow_uri,
+        train_on_attempted=os.environ.get("FLOWGUARD_TRAIN_ON_ATTEMPTED", "").strip().lower()
+        in {"1", "true", "yes"},
     )
 
 

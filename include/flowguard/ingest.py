@@ -36,17 +36,20 @@ import numpy as np
 import pandas as pd
 
 from flowguard.schema import (
+    CICIDS2017_IMPROVED_EXTRA,
     FEATURE_COLUMNS,
     LABEL_FAMILIES,
     LAYOUTS,
-    PUBLISHED_TO_CANONICAL,
     UNSW_NB15_CATEGORICAL,
     UNSW_NB15_FEATURES,
     UNSW_NB15_RAW_COLUMNS,
     UNSW_PROTOCOL_NUMBERS,
     Layout,
+    canonical_ids2018_label,
+    canonical_improved_label,
     canonical_label,
     canonical_unsw_category,
+    header_key,
 )
 
 if TYPE_CHECKING:
@@ -71,6 +74,22 @@ TIMESTAMP_FORMATS = [
     ("%d/%m/%Y %I:%M %p", False),
     ("%Y-%m-%d %H:%M:%S", False),
 ]
+BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark: stripped from line 1 in every layout
+# A leading column pandas writes for its index (``to_csv`` without ``index=False``): ignored.
+PANDAS_INDEX = "_pandas_index"
+_PANDAS_INDEX_NAMES = {"", "unnamed0"}  # header_key of "" and "Unnamed: 0"
+# Columns a layout may lack and still be read: the duplicate CICIDS2017 `Fwd Header Length`
+# (checked, then dropped) and the improved release's `id` (its pandas index).
+OPTIONAL_COLUMNS = {"fwd_header_len_dup", "record_id"}
+# Datasets read by the CICFlowMeter path (77-statistic feature block) and their label mapping.
+CIC_LABELS = {"cicids2017": canonical_label, "cicids2017_improved": canonical_improved_label,
+              "cse_cic_ids2018": canonical_ids2018_label}
+CICIDS2018_WORKDAY_START_HOUR = 7  # CNS2022_Code: hours below 7 in the 2018 files are PM hours
+SKIPPED_NAMES = {
+    UNSW_FEATURES_FILE.lower(): "UNSW-NB15 features list (names of the raw parts' columns; "
+                                "read beside them, not as data)",
+    "unsw-nb15_list_events.csv": "UNSW-NB15 list of attack events (ground truth, not flows)",
+}
 _NUMBER = r"^[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|(?i:inf|infinity|nan))$"
 _IP = re.compile(rb"^\s*\d{1,3}(\.\d{1,3}){3}\s*$|^\s*[0-9a-fA-F:]+:[0-9a-fA-F:]*\s*$")
 
@@ -94,24 +113,94 @@ def cicids_day_from_name(path: Path) -> date | None:
     return None
 
 
-def canonical_columns(headers: list[str], path: Path) -> list[str]:
-    """Map published CICIDS2017 headers (any whitespace, duplicate included) to canonical."""
-    names, seen = [], set()
-    for raw in headers:
-        header = raw.strip()
-        name = PUBLISHED_TO_CANONICAL.get(header)
-        if name is None:
-            raise LandingError(f"{path}:1: unknown column {raw!r}; expected a CICIDS2017 layout")
-        if name in seen:
-            if name != "fwd_header_len":
-                raise LandingError(f"{path}:1: column {header!r} appears twice")
-            name = "fwd_header_len_dup"
-        seen.add(name)
-        names.append(name)
-    missing = [c for c in FEATURE_COLUMNS + ["label"] if c not in seen]
+def _map_onto(layout: Layout, fields: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """Canonical names of ``fields`` under ``layout`` (matched on :func:`header_key`), the
+    fields it does not know (raw), and the canonical columns it lacks. A name published twice
+    (CICIDS2017 ``Fwd Header Length``) takes its canonical names in file order."""
+    table: dict[str, list[str]] = {}
+    for published, canonical in layout.columns:
+        table.setdefault(header_key(published), []).append(canonical)
+    names, unknown = [], []
+    for raw in fields:
+        left = table.get(header_key(raw))
+        if left:
+            names.append(left.pop(0))
+        else:
+            unknown.append(f"{raw!r} (a second copy)" if header_key(raw) in table else repr(raw))
+            names.append("")
+    missing = [c for left in table.values() for c in left if c not in OPTIONAL_COLUMNS]
+    order = layout.canonical
+    return names, unknown, sorted(missing, key=order.index)
+
+
+def _first(items: list[str], n: int = 5) -> str:
+    more = f" (first {n} of {len(items)})" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
+def match_header(fields: list[str], path: Path,
+                 layouts: list[Layout] | None = None) -> tuple[Layout, list[str]]:
+    """The layout whose header ``fields`` are (any case, spacing, punctuation, pandas ``.1``
+    suffix, a leading pandas index column), and the canonical name of every field.
+
+    Raises :class:`LandingError` naming what is missing or unexpected against the nearest
+    layout, and what to do about it.
+    """
+    candidates = layouts or [lay for lay in LAYOUTS.values() if lay.header]
+    index = len(fields) > 1 and header_key(fields[0]) in _PANDAS_INDEX_NAMES
+    body = fields[1:] if index else fields
+    scored = []
+    for layout in candidates:
+        names, unknown, missing = _map_onto(layout, body)
+        if not unknown and not missing:
+            return layout, [PANDAS_INDEX] * index + names
+        matched = sum(bool(n) and n not in OPTIONAL_COLUMNS for n in names)
+        scored.append((matched, -len(missing), layout, unknown, missing))
+    matched, _, layout, unknown, missing = max(scored, key=lambda t: t[:2])
+    raise LandingError(_header_problem(path, body, layout, matched, unknown, missing))
+
+
+def _header_problem(path: Path, fields: list[str], layout: Layout, matched: int,
+                    unknown: list[str], missing: list[str]) -> str:
+    """Why a header is refused, against its nearest layout, and the fix."""
+    supported = ", ".join(name for name, lay in LAYOUTS.items() if lay.header)
+    if not matched:
+        return (f"{path}:1: header not recognised (first fields {[f.strip() for f in fields[:4]]}):"
+                f" no supported layout shares a column with it (supported: {supported}; "
+                "UNSW-NB15 raw parts have no header). Use the published CSV files of "
+                "CICIDS2017, its improved release, CSE-CIC-IDS2018 or UNSW-NB15")
+    published = dict((c, h) for h, c in reversed(layout.columns))
+    required = len([c for c in layout.canonical if c not in OPTIONAL_COLUMNS])
+    where = f"nearest layout {layout.name}: {matched} of {required} columns match"
+    if "dst_port" in missing and len(missing) <= required // 2:
+        others = [published[c] for c in missing if c != "dst_port"]
+        also = f"; also missing {_first(others)}" if others else ""
+        extra = f"; unknown {_first(unknown)}" if unknown else ""
+        return (f"{path}:1: no `{published['dst_port']}` column: this looks like a pre-processed "
+                f"copy (features selected or scaled); the model needs it: use the published CSV "
+                f"files ({where}{also}{extra})")
+    parts = []
+    if unknown:
+        parts.append(f"unknown column{'s' if len(unknown) > 1 else ''} {_first(unknown)}")
     if missing:
-        raise LandingError(f"{path}:1: missing columns {missing}")
-    return names
+        shown = [published[c] for c in missing]
+        parts.append(f"missing columns {missing[:5]} (published as {_first(shown)})")
+    if unknown and missing:
+        fix = ("not a supported layout as published: use the published CSV files, or map the "
+               "new names in a layout table in flowguard.schema")
+    elif unknown:
+        fix = ("remove or rename those columns (the published names are listed in "
+               "docs/data.md), or use the published CSV files")
+    else:
+        fix = ("the file looks cut down (columns dropped, e.g. by feature selection); the model "
+               "needs every column: use the published CSV files")
+    return f"{path}:1: {' and '.join(parts)}; {where}. Fix: {fix}"
+
+
+def canonical_columns(headers: list[str], path: Path) -> list[str]:
+    """Map published CICIDS2017 headers (either layout, any spacing) to canonical names."""
+    return match_header(headers, path, [LAYOUTS["cicids2017_traffic_labelling"],
+                                        LAYOUTS["cicids2017_machine_learning_cve"]])[1]
 
 
 def unsw_names_from_features_file(path: Path) -> list[str]:
@@ -155,6 +244,10 @@ def sniff(path: Path) -> tuple[Layout, list[str]]:
         head = fh.read(65536)
     if head[:2] == b"\x1f\x8b":
         raise LandingError(f"{path}: gzip-compressed; decompress it before ingesting")
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise LandingError(f"{path}:1: UTF-16 text (byte-order mark {head[:2].hex(' ')}); "
+                           "re-save it as UTF-8 or Latin-1 and ingest that")
+    head = head.removeprefix(BOM)
     first = head.split(b"\n", 1)[0].rstrip(b"\r")
     # A NUL in the first line, or control bytes in more than 1 % of the first 64 KiB: not text.
     # (A NUL further down is one bad line, quarantined as such.)
@@ -170,31 +263,12 @@ def sniff(path: Path) -> tuple[Layout, list[str]]:
         delim = next((d for d in (";", "\t", "|") if d in text), None)
         hint = f"it seems delimited by {delim!r}" if delim else "it has a single field"
         raise LandingError(f"{path}:1: cannot split the first line on ','; {hint}. "
-                           "Supported layouts are comma-separated")
-    stripped = [f.strip() for f in fields]
-    if stripped[0] in ("Flow ID", "Destination Port"):
-        names = canonical_columns(fields, path)
-        layout = LAYOUTS["cicids2017_traffic_labelling" if "flow_id" in names
-                         else "cicids2017_machine_learning_cve"]
-        if len(names) != len(layout.columns):
-            raise LandingError(f"{path}:1: {len(names)} columns, the {layout.name} layout has "
-                               f"{len(layout.columns)}")
-        return layout, names
-    set_layout = LAYOUTS["unsw_nb15_set"]
-    if [f.lower() for f in stripped] == [h.lower() for h in set_layout.published]:
-        return set_layout, set_layout.canonical
-    if stripped[0].lower() == "id" and "attack_cat" in [f.lower() for f in stripped]:
-        expected = [h.lower() for h in set_layout.published]
-        extra = [f for f in stripped if f.lower() not in expected]
-        missing = [h for h in set_layout.published if h not in [f.lower() for f in stripped]]
-        raise LandingError(f"{path}:1: UNSW-NB15 set header with extra columns {extra} and "
-                           f"missing columns {missing}")
+                           "Supported layouts are comma-separated: re-save it with ',' "
+                           "as the delimiter")
     if _IP.match(fields[0].encode("latin-1")):
         layout = _unsw_raw_layout(path)
         return layout, layout.canonical
-    supported = ", ".join(LAYOUTS)
-    raise LandingError(f"{path}:1: header not recognised (first fields {stripped[:4]}); "
-                       f"supported layouts: {supported}")
+    return match_header(fields, path)
 
 
 def _line_problem(line: bytes, raw: bytes, ncols: int) -> str | None:
@@ -234,10 +308,11 @@ def _blocks(path: Path, ncols: int, header: bool, dedupe: bool,
             chunk_rows: int) -> Iterator[_Block]:
     seen: dict[int, int] = {}
     block = _Block()
+    header_line = None
     with path.open("rb") as fh:
         lineno = 0
         if header:
-            fh.readline()
+            header_line = fh.readline().removeprefix(BOM).rstrip(b"\r\n")
             lineno = 1
         for raw in fh:
             lineno += 1
@@ -245,8 +320,13 @@ def _blocks(path: Path, ncols: int, header: bool, dedupe: bool,
                 raise LandingError(f"{path}:{lineno}: split files above "
                                    f"{MAX_LINES_PER_FILE} lines")
             line = raw.rstrip(b"\r\n")
+            if lineno == 1:
+                line = line.removeprefix(BOM)
+                raw = raw.removeprefix(BOM)
             if not line.strip(b", \t"):
                 block.bad.append((lineno, "empty row"))
+            elif line == header_line:
+                block.bad.append((lineno, "repeated header line"))
             elif (line.count(b",") + 1 != ncols or b"\x00" in line or b'"' in line) and (
                     problem := _line_problem(line, raw, ncols)) is not None:
                 block.bad.append((lineno, problem))
@@ -306,11 +386,13 @@ def _text(column: pa.ChunkedArray) -> pd.Series:
     return pd.Series(column.to_pandas(), dtype=object)
 
 
-def parse_timestamps(raw: pd.Series, day: date | None = None) -> pd.Series:
+def parse_timestamps(raw: pd.Series, day: date | None = None,
+                     workday_start_hour: int = WORKDAY_START_HOUR) -> pd.Series:
     """Parse published CICIDS2017 timestamps to UTC (see :data:`TIMESTAMP_FORMATS`).
 
     The day-first formats without AM/PM are a 12-hour clock over the 08:00-17:00 capture:
-    an hour below 8 is a PM hour. Local testbed time (America/Halifax) is converted to UTC.
+    an hour below ``workday_start_hour`` (8; 7 for CSE-CIC-IDS2018) is a PM hour. Local testbed
+    time (America/Halifax: ADT in July 2017, AST in February 2018) is converted to UTC.
     """
     text = raw.astype("string").str.strip()
     stamps = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
@@ -320,7 +402,7 @@ def parse_timestamps(raw: pd.Series, day: date | None = None) -> pd.Series:
             break
         parsed = pd.to_datetime(text[todo], format=fmt, errors="coerce")
         if twelve_hour:
-            parsed = parsed.where(parsed.dt.hour >= WORKDAY_START_HOUR,
+            parsed = parsed.where(parsed.dt.hour >= workday_start_hour,
                                   parsed + pd.Timedelta(hours=12))
         stamps[todo] = parsed
     return stamps.dt.tz_localize(CAPTURE_TZ, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
@@ -344,13 +426,32 @@ def _errors_add(errors: pd.Series, mask: np.ndarray | pd.Series, text: str) -> p
     return errors
 
 
+def _timestamps(text: pd.Series, layout: Layout, day: date | None) -> pd.Series:
+    """UTC flow start times of a CICFlowMeter layout's ``Timestamp`` text.
+
+    CICIDS2017: :func:`parse_timestamps`. Improved CICIDS2017: ISO times already in UTC (the
+    release's labelling notebook says so), fractions of a second kept. CSE-CIC-IDS2018:
+    ``dd/mm/yyyy HH:MM:SS`` on the testbed's 12-hour clock without AM/PM (CNS2022_Code), AST.
+    """
+    if layout.dataset == "cicids2017_improved":
+        stamps = pd.to_datetime(text.astype("string").str.strip(), format="ISO8601",
+                                errors="coerce", utc=True)
+        return stamps.astype("datetime64[ns, UTC]")
+    if layout.dataset == "cse_cic_ids2018":
+        return parse_timestamps(text, day, CICIDS2018_WORKDAY_START_HOUR)
+    return parse_timestamps(text, day)
+
+
 def _cicids_frame(table: pa.Table, layout: Layout, day: date | None, total_rows: int,
                   lines: np.ndarray) -> pd.DataFrame:
-    """Canonical CICIDS2017 rows from parsed text (good lines only)."""
+    """Canonical rows of a CICFlowMeter layout (CICIDS2017, improved, CSE-CIC-IDS2018) from
+    parsed text (good lines only)."""
     n = table.num_rows
     frame = pd.DataFrame(index=pd.RangeIndex(n))
     errors = pd.Series("", index=frame.index, dtype=object)
-    for col in FEATURE_COLUMNS:
+    extra = [c for c in ("record_id", *CICIDS2017_IMPROVED_EXTRA, "attempted_category")
+             if c in table.column_names]
+    for col in [*FEATURE_COLUMNS, *extra]:
         values, bad = _numeric(table[col])
         errors = _errors_add(errors, bad, f"unparseable {col}")
         frame[col] = values
@@ -368,7 +469,8 @@ def _cicids_frame(table: pa.Table, layout: Layout, day: date | None, total_rows:
         mismatch = (dup != frame["fwd_header_len"].to_numpy()) & ~np.isnan(dup)
         errors = _errors_add(errors, mismatch, "fwd_header_len mismatch")
     raw_label = _text(table["label"])
-    uniques = {v: canonical_label(v) for v in raw_label.dropna().unique()}
+    to_canonical = CIC_LABELS[layout.dataset]
+    uniques = {v: to_canonical(v) for v in raw_label.dropna().unique()}
     frame["label"] = raw_label.map(uniques).astype(object)
     frame["raw_label"] = raw_label
     for col in ("flow_id", "src_ip", "dst_ip"):
@@ -377,7 +479,7 @@ def _cicids_frame(table: pa.Table, layout: Layout, day: date | None, total_rows:
     for col in ("src_port", "protocol"):
         frame[col] = _numeric(table[col])[0] if col in table.column_names else np.nan
     if "timestamp" in table.column_names:
-        frame["event_timestamp"] = parse_timestamps(_text(table["timestamp"]), day)
+        frame["event_timestamp"] = _timestamps(_text(table["timestamp"]), layout, day)
         errors = _errors_add(errors, frame["event_timestamp"].isna(), "unparseable timestamp")
     elif day is not None:
         # 79-column layout: no timestamps were published. Spread the rows over the working
@@ -456,7 +558,8 @@ def _unsw_frame(table: pa.Table, layout: Layout) -> pd.DataFrame:
 def uid_base(day: date | None, file_index: int) -> int:
     """First ``flow_uid`` of a file: day, file index, then 7 digits of line number."""
     if day is not None and not 0 <= file_index < 10:
-        raise ValueError(f"file_index {file_index}: at most 10 files per day")
+        raise LandingError(f"file index {file_index} for {day}: at most 10 files of one capture "
+                           "day fit the flow_uid scheme; validate the folders one at a time")
     return (int(day.strftime("%Y%m%d")) * 100_000_000 if day else 0) + file_index * 10_000_000
 
 
@@ -472,7 +575,7 @@ def iter_landing_chunks(path: Path, day: date | None = None, file_index: int = 0
     (default: the CICIDS2017 day its name implies).
     """
     layout, names = sniff(path)
-    if day is None and layout.dataset == "cicids2017":
+    if day is None and layout.dataset in ("cicids2017", "cicids2017_improved"):
         day = cicids_day_from_name(path)
     total = (_count_data_lines(path, layout.header)
              if layout.name == "cicids2017_machine_learning_cve" else 0)
@@ -487,7 +590,7 @@ def iter_landing_chunks(path: Path, day: date | None = None, file_index: int = 0
         if block.good:
             table = _parse_text(block.good, names)
             frame = (_cicids_frame(table, layout, day, total, lines)
-                     if layout.dataset == "cicids2017" else _unsw_frame(table, layout))
+                     if layout.dataset in CIC_LABELS else _unsw_frame(table, layout))
             dup = np.asarray(block.dup_of, dtype=np.int64)
             if dup.any():
                 frame.loc[dup > 0, "parse_error"] += (
@@ -564,15 +667,40 @@ def read_day(landing_dir: Path, day: date) -> pd.DataFrame:
     return frame
 
 
-def landing_files(path: Path) -> list[Path]:
-    """The data files of a file or folder (CSV, any case), without the UNSW features list."""
+def landing_inventory(path: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The data CSVs of a file or a folder and its sub-folders (any depth, name order), and
+    every other file met on the way with the reason it is skipped."""
     if path.is_file():
-        return [path]
+        return [path], []
     if not path.is_dir():
         raise LandingError(f"{path}: no such file or folder")
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".csv"
-                   and p.name.lower() not in {UNSW_FEATURES_FILE.lower(),
-                                              "unsw-nb15_list_events.csv"})
+    files, skipped = [], []
+    for p in sorted(q for q in path.rglob("*") if q.is_file()):
+        reason = SKIPPED_NAMES.get(p.name.lower())
+        if reason is None and p.suffix.lower() != ".csv":
+            reason = f"not a CSV ({p.suffix or 'no extension'})"
+        if reason is None:
+            files.append(p)
+        else:
+            skipped.append((p, reason))
     if not files:
-        raise LandingError(f"{path}: no .csv file in the folder")
-    return files
+        seen = f"; skipped: {[f'{p.name}: {r}' for p, r in skipped[:5]]}" if skipped else ""
+        raise LandingError(f"{path}: no .csv file in the folder or its sub-folders{seen}")
+    return files, skipped
+
+
+def landing_files(path: Path) -> list[Path]:
+    """The data files of a file or folder (CSV, any case, sub-folders included), without the
+    UNSW features list and events list (:func:`landing_inventory`)."""
+    return landing_inventory(path)[0]
+
+
+def count_data_lines(path: Path) -> int:
+    """The data lines of a file that could not be read: every line after the first (the
+    header, or what was refused as one; all lines of a headerless UNSW raw part). 0 for an
+    empty file; a last line without a newline counts."""
+    if path.stat().st_size == 0:
+        return 0
+    with path.open("rb") as fh:
+        first = fh.readline(4096).removeprefix(BOM).split(b",", 1)[0]
+    return max(_count_data_lines(path, header=not _IP.match(first)), 0)

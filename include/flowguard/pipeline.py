@@ -72,7 +72,7 @@ def validate_interval(start: str, end: str, run_name: str,
 
     import pyarrow.parquet as pq
 
-    from flowguard.batch import ParquetSink, validate_chunks
+    from flowguard.batch import ParquetSink, day_contract, validate_chunks
     from flowguard.features import (
         combine_host_partials,
         host_partials,
@@ -82,12 +82,13 @@ def validate_interval(start: str, end: str, run_name: str,
         write_host_activity,
     )
     from flowguard.ingest import CHUNK_ROWS, day_files, iter_day_chunks
-    from flowguard.validation import CICIDS2017, build_data_docs, check_accounting, get_context
+    from flowguard.validation import build_data_docs, check_accounting, get_context
 
     settings = get_settings()
     started = time.perf_counter()
     day = _day(start)
-    day_files(settings.landing_dir, day)  # no landing file: fail before any work
+    # no landing file, or files of a dataset the model does not read: fail before any work
+    contract = day_contract(day_files(settings.landing_dir, day))
     context = get_context(settings.gx_dir)
     stage_dir = _run_dir(settings.work_dir / "ingest", run_name)
     stage = ParquetSink(stage_dir / "valid.parquet", write_empty=True)
@@ -105,7 +106,7 @@ def validate_interval(start: str, end: str, run_name: str,
 
     try:
         tally = validate_chunks(iter_day_chunks(settings.landing_dir, day, chunk_rows or CHUNK_ROWS),
-                                context, (_utc(start), _utc(end)), CICIDS2017,
+                                context, (_utc(start), _utc(end)), contract,
                                 lambda _: run_name, on_valid, on_quarantine, f"ingest {day}")
         # Nothing is written unless every row is accounted for (valid or quarantined).
         check_accounting(tally.rows_in, stage.rows, quarantine.rows, f"ingest {day} (written)")
@@ -215,7 +216,8 @@ def train_model(training_path: str, lineage: dict[str, Any],
     frozen = frozen_holdout(client, settings.model_name)
     result = train_and_log(Path(training_path), settings.home / "mlflow" / "artifacts",
                            settings.model_name, lineage, seed=seed, tuning=tuning_config(tuning),
-                           exclude_uids=frozen[1]["flow_uid"] if frozen else None)
+                           exclude_uids=frozen[1]["flow_uid"] if frozen else None,
+                           include_attempted=settings.train_on_attempted)
     version = register(client, settings.model_name, result.model_uri, result.run_id,
                        description=f"run {result.run_id}: holdout macro-F1 "
                                    f"{result.metrics['macro_f1']:.4f}; see model_card.md")

@@ -115,6 +115,111 @@ TRAFFIC_LABELLING_HEADERS = [h for h, _ in CICIDS2017_COLUMNS]
 PUBLISHED_TO_CANONICAL = {h: c for h, c in CICIDS2017_COLUMNS if c != "fwd_header_len_dup"}
 MACHINE_LEARNING_CVE_HEADERS = TRAFFIC_LABELLING_HEADERS[4:5] + TRAFFIC_LABELLING_HEADERS[7:]
 
+# ---------------------------------------------------------------- improved CICIDS2017
+# Engelen et al. (WTMC 2021; CNS 2022 release, intrusion-detection.distrinet-research.be):
+# the week's PCAPs re-extracted with a fixed CICFlowMeter and relabelled. One file per day
+# (monday.csv ... friday.csv), 91 columns: the pandas index written as `id`, the identifiers
+# under CICFlowMeter 4's short names, the 77 statistics (some renamed, `CWR Flag Count` for the
+# original's misspelt `CWE Flag Count`), five new ones, `Label` and `Attempted Category`.
+# Header as written by the release's labelling notebook (GintsEngelen/CNS2022_Code).
+CICIDS2017_IMPROVED_COLUMNS: list[tuple[str, str]] = [
+    ("id", "record_id"), ("Flow ID", "flow_id"), ("Src IP", "src_ip"), ("Src Port", "src_port"),
+    ("Dst IP", "dst_ip"), ("Dst Port", "dst_port"), ("Protocol", "protocol"),
+    ("Timestamp", "timestamp"), ("Flow Duration", "flow_duration"),
+    ("Total Fwd Packet", "tot_fwd_pkts"), ("Total Bwd packets", "tot_bwd_pkts"),
+    ("Total Length of Fwd Packet", "totlen_fwd_pkts"),
+    ("Total Length of Bwd Packet", "totlen_bwd_pkts"),
+    ("Fwd Packet Length Max", "fwd_pkt_len_max"), ("Fwd Packet Length Min", "fwd_pkt_len_min"),
+    ("Fwd Packet Length Mean", "fwd_pkt_len_mean"), ("Fwd Packet Length Std", "fwd_pkt_len_std"),
+    ("Bwd Packet Length Max", "bwd_pkt_len_max"), ("Bwd Packet Length Min", "bwd_pkt_len_min"),
+    ("Bwd Packet Length Mean", "bwd_pkt_len_mean"), ("Bwd Packet Length Std", "bwd_pkt_len_std"),
+    ("Flow Bytes/s", "flow_byts_s"), ("Flow Packets/s", "flow_pkts_s"),
+    ("Flow IAT Mean", "flow_iat_mean"), ("Flow IAT Std", "flow_iat_std"),
+    ("Flow IAT Max", "flow_iat_max"), ("Flow IAT Min", "flow_iat_min"),
+    ("Fwd IAT Total", "fwd_iat_tot"), ("Fwd IAT Mean", "fwd_iat_mean"),
+    ("Fwd IAT Std", "fwd_iat_std"), ("Fwd IAT Max", "fwd_iat_max"), ("Fwd IAT Min", "fwd_iat_min"),
+    ("Bwd IAT Total", "bwd_iat_tot"), ("Bwd IAT Mean", "bwd_iat_mean"),
+    ("Bwd IAT Std", "bwd_iat_std"), ("Bwd IAT Max", "bwd_iat_max"), ("Bwd IAT Min", "bwd_iat_min"),
+    ("Fwd PSH Flags", "fwd_psh_flags"), ("Bwd PSH Flags", "bwd_psh_flags"),
+    ("Fwd URG Flags", "fwd_urg_flags"), ("Bwd URG Flags", "bwd_urg_flags"),
+    ("Fwd RST Flags", "fwd_rst_flags"), ("Bwd RST Flags", "bwd_rst_flags"),
+    ("Fwd Header Length", "fwd_header_len"), ("Bwd Header Length", "bwd_header_len"),
+    ("Fwd Packets/s", "fwd_pkts_s"), ("Bwd Packets/s", "bwd_pkts_s"),
+    ("Packet Length Min", "pkt_len_min"), ("Packet Length Max", "pkt_len_max"),
+    ("Packet Length Mean", "pkt_len_mean"), ("Packet Length Std", "pkt_len_std"),
+    ("Packet Length Variance", "pkt_len_var"), ("FIN Flag Count", "fin_flag_cnt"),
+    ("SYN Flag Count", "syn_flag_cnt"), ("RST Flag Count", "rst_flag_cnt"),
+    ("PSH Flag Count", "psh_flag_cnt"), ("ACK Flag Count", "ack_flag_cnt"),
+    ("URG Flag Count", "urg_flag_cnt"), ("CWR Flag Count", "cwe_flag_cnt"),
+    ("ECE Flag Count", "ece_flag_cnt"), ("Down/Up Ratio", "down_up_ratio"),
+    ("Average Packet Size", "pkt_size_avg"), ("Fwd Segment Size Avg", "fwd_seg_size_avg"),
+    ("Bwd Segment Size Avg", "bwd_seg_size_avg"), ("Fwd Bytes/Bulk Avg", "fwd_byts_b_avg"),
+    ("Fwd Packet/Bulk Avg", "fwd_pkts_b_avg"), ("Fwd Bulk Rate Avg", "fwd_blk_rate_avg"),
+    ("Bwd Bytes/Bulk Avg", "bwd_byts_b_avg"), ("Bwd Packet/Bulk Avg", "bwd_pkts_b_avg"),
+    ("Bwd Bulk Rate Avg", "bwd_blk_rate_avg"), ("Subflow Fwd Packets", "subflow_fwd_pkts"),
+    ("Subflow Fwd Bytes", "subflow_fwd_byts"), ("Subflow Bwd Packets", "subflow_bwd_pkts"),
+    ("Subflow Bwd Bytes", "subflow_bwd_byts"), ("FWD Init Win Bytes", "init_fwd_win_byts"),
+    ("Bwd Init Win Bytes", "init_bwd_win_byts"), ("Fwd Act Data Pkts", "fwd_act_data_pkts"),
+    ("Fwd Seg Size Min", "fwd_seg_size_min"), ("Active Mean", "active_mean"),
+    ("Active Std", "active_std"), ("Active Max", "active_max"), ("Active Min", "active_min"),
+    ("Idle Mean", "idle_mean"), ("Idle Std", "idle_std"), ("Idle Max", "idle_max"),
+    ("Idle Min", "idle_min"), ("ICMP Code", "icmp_code"), ("ICMP Type", "icmp_type"),
+    ("Total TCP Flow Time", "total_tcp_flow_time"), ("Label", "label"),
+    ("Attempted Category", "attempted_category"),
+]
+# Published by the improved extractor only: kept as extra numeric columns of the canonical
+# batch, not model features (the CICIDS2017 feature block stays the 77 shared statistics).
+CICIDS2017_IMPROVED_EXTRA = ["fwd_rst_flags", "bwd_rst_flags", "icmp_code", "icmp_type",
+                             "total_tcp_flow_time"]
+
+# ---------------------------------------------------------------- CSE-CIC-IDS2018
+# The same CICFlowMeter a year later on AWS, with CICFlowMeter-V3's short names:
+# "Processed Traffic Data for ML Algorithms/*_TrafficForML_CICFlowMeter.csv", 80 columns
+# from `Dst Port`; Tuesday-20-02-2018 has 84, with `Flow ID`, `Src IP`, `Src Port`, `Dst IP`
+# first. No duplicated column. Some files repeat the header line mid-file.
+CSE_CIC_IDS2018_IDENTIFIERS: list[tuple[str, str]] = [
+    ("Flow ID", "flow_id"), ("Src IP", "src_ip"), ("Src Port", "src_port"), ("Dst IP", "dst_ip"),
+]
+CSE_CIC_IDS2018_COLUMNS: list[tuple[str, str]] = [
+    ("Dst Port", "dst_port"), ("Protocol", "protocol"), ("Timestamp", "timestamp"),
+    ("Flow Duration", "flow_duration"), ("Tot Fwd Pkts", "tot_fwd_pkts"),
+    ("Tot Bwd Pkts", "tot_bwd_pkts"), ("TotLen Fwd Pkts", "totlen_fwd_pkts"),
+    ("TotLen Bwd Pkts", "totlen_bwd_pkts"), ("Fwd Pkt Len Max", "fwd_pkt_len_max"),
+    ("Fwd Pkt Len Min", "fwd_pkt_len_min"), ("Fwd Pkt Len Mean", "fwd_pkt_len_mean"),
+    ("Fwd Pkt Len Std", "fwd_pkt_len_std"), ("Bwd Pkt Len Max", "bwd_pkt_len_max"),
+    ("Bwd Pkt Len Min", "bwd_pkt_len_min"), ("Bwd Pkt Len Mean", "bwd_pkt_len_mean"),
+    ("Bwd Pkt Len Std", "bwd_pkt_len_std"), ("Flow Byts/s", "flow_byts_s"),
+    ("Flow Pkts/s", "flow_pkts_s"), ("Flow IAT Mean", "flow_iat_mean"),
+    ("Flow IAT Std", "flow_iat_std"), ("Flow IAT Max", "flow_iat_max"),
+    ("Flow IAT Min", "flow_iat_min"), ("Fwd IAT Tot", "fwd_iat_tot"),
+    ("Fwd IAT Mean", "fwd_iat_mean"), ("Fwd IAT Std", "fwd_iat_std"),
+    ("Fwd IAT Max", "fwd_iat_max"), ("Fwd IAT Min", "fwd_iat_min"), ("Bwd IAT Tot", "bwd_iat_tot"),
+    ("Bwd IAT Mean", "bwd_iat_mean"), ("Bwd IAT Std", "bwd_iat_std"),
+    ("Bwd IAT Max", "bwd_iat_max"), ("Bwd IAT Min", "bwd_iat_min"),
+    ("Fwd PSH Flags", "fwd_psh_flags"), ("Bwd PSH Flags", "bwd_psh_flags"),
+    ("Fwd URG Flags", "fwd_urg_flags"), ("Bwd URG Flags", "bwd_urg_flags"),
+    ("Fwd Header Len", "fwd_header_len"), ("Bwd Header Len", "bwd_header_len"),
+    ("Fwd Pkts/s", "fwd_pkts_s"), ("Bwd Pkts/s", "bwd_pkts_s"), ("Pkt Len Min", "pkt_len_min"),
+    ("Pkt Len Max", "pkt_len_max"), ("Pkt Len Mean", "pkt_len_mean"),
+    ("Pkt Len Std", "pkt_len_std"), ("Pkt Len Var", "pkt_len_var"),
+    ("FIN Flag Cnt", "fin_flag_cnt"), ("SYN Flag Cnt", "syn_flag_cnt"),
+    ("RST Flag Cnt", "rst_flag_cnt"), ("PSH Flag Cnt", "psh_flag_cnt"),
+    ("ACK Flag Cnt", "ack_flag_cnt"), ("URG Flag Cnt", "urg_flag_cnt"),
+    ("CWE Flag Count", "cwe_flag_cnt"), ("ECE Flag Cnt", "ece_flag_cnt"),
+    ("Down/Up Ratio", "down_up_ratio"), ("Pkt Size Avg", "pkt_size_avg"),
+    ("Fwd Seg Size Avg", "fwd_seg_size_avg"), ("Bwd Seg Size Avg", "bwd_seg_size_avg"),
+    ("Fwd Byts/b Avg", "fwd_byts_b_avg"), ("Fwd Pkts/b Avg", "fwd_pkts_b_avg"),
+    ("Fwd Blk Rate Avg", "fwd_blk_rate_avg"), ("Bwd Byts/b Avg", "bwd_byts_b_avg"),
+    ("Bwd Pkts/b Avg", "bwd_pkts_b_avg"), ("Bwd Blk Rate Avg", "bwd_blk_rate_avg"),
+    ("Subflow Fwd Pkts", "subflow_fwd_pkts"), ("Subflow Fwd Byts", "subflow_fwd_byts"),
+    ("Subflow Bwd Pkts", "subflow_bwd_pkts"), ("Subflow Bwd Byts", "subflow_bwd_byts"),
+    ("Init Fwd Win Byts", "init_fwd_win_byts"), ("Init Bwd Win Byts", "init_bwd_win_byts"),
+    ("Fwd Act Data Pkts", "fwd_act_data_pkts"), ("Fwd Seg Size Min", "fwd_seg_size_min"),
+    ("Active Mean", "active_mean"), ("Active Std", "active_std"), ("Active Max", "active_max"),
+    ("Active Min", "active_min"), ("Idle Mean", "idle_mean"), ("Idle Std", "idle_std"),
+    ("Idle Max", "idle_max"), ("Idle Min", "idle_min"), ("Label", "label"),
+]
+
 IDENTIFIER_COLUMNS = ["flow_id", "src_ip", "src_port", "dst_ip", "protocol", "timestamp"]
 # Model inputs: the destination port and the CICFlowMeter statistics, without the duplicate.
 FEATURE_COLUMNS: list[str] = [
@@ -152,6 +257,32 @@ LABELS: list[str] = [
     "DDoS",
 ]
 _LABEL_KEYS = {re.sub(r"[^a-z0-9]", "", label.lower()): label for label in LABELS}
+
+# Improved CICIDS2017: the same classes under the CICIDS2017 spellings (published there as
+# `DoS Slowloris`, `Web Attack - SQL Injection`, `Botnet`, `Portscan`), one new class and
+# "X - Attempted": flows of an attack that carried no payload or reached an unresponsive
+# target (the release's `Attempted Category` says why, -1 for the others). Attempted rows are
+# kept under their own label, `<canonical class> - Attempted`, and left out of training by
+# default (`FLOWGUARD_TRAIN_ON_ATTEMPTED`, docs/data.md).
+ATTEMPTED_SUFFIX = " - Attempted"
+IMPROVED_ONLY_LABELS = ["Infiltration - Portscan"]
+# Classes the release's labelling marks attempted (CNS2022_Code, CICIDS2017 notebook).
+ATTEMPTED_BASES = ["FTP-Patator", "SSH-Patator", "DoS Hulk", "DoS GoldenEye", "DoS slowloris",
+                   "DoS Slowhttptest", "Web Attack - Brute Force", "Web Attack - XSS",
+                   "Web Attack - Sql Injection", "Infiltration", "Bot", "DDoS"]
+CICIDS2017_IMPROVED_LABELS: list[str] = [
+    *LABELS, *IMPROVED_ONLY_LABELS, *(f"{b}{ATTEMPTED_SUFFIX}" for b in ATTEMPTED_BASES)]
+_IMPROVED_KEYS = {**_LABEL_KEYS, "botnet": "Bot", "infiltrationportscan": "Infiltration - Portscan"}
+
+# CSE-CIC-IDS2018 classes as published (one spelling each, `Infilteration` misspelt there).
+CSE_CIC_IDS2018_LABELS: list[str] = [
+    "Benign", "FTP-BruteForce", "SSH-Bruteforce", "DoS attacks-GoldenEye",
+    "DoS attacks-Slowloris", "DoS attacks-SlowHTTPTest", "DoS attacks-Hulk",
+    "DDoS attacks-LOIC-HTTP", "DDOS attack-LOIC-UDP", "DDOS attack-HOIC", "Brute Force -Web",
+    "Brute Force -XSS", "SQL Injection", "Infilteration", "Bot",
+]
+_IDS2018_KEYS = {re.sub(r"[^a-z0-9]", "", label.lower()): label
+                 for label in CSE_CIC_IDS2018_LABELS}
 
 
 # ---------------------------------------------------------------- UNSW-NB15
@@ -221,12 +352,43 @@ LABEL_FAMILIES: dict[str, str] = {
     "Normal": "benign", "Fuzzers": "fuzzing", "Analysis": "reconnaissance",
     "Backdoor": "backdoor", "DoS": "dos", "Exploits": "exploit", "Generic": "generic",
     "Reconnaissance": "reconnaissance", "Shellcode": "shellcode", "Worms": "worm",
+    # improved CICIDS2017: the scan the infiltrated host ran is a port scan (reconnaissance);
+    # an attempted attack keeps its class's family (the label says it was only attempted)
+    "Infiltration - Portscan": "reconnaissance",
+    "Benign": "benign", "FTP-BruteForce": "brute_force", "SSH-Bruteforce": "brute_force",
+    "DoS attacks-GoldenEye": "dos", "DoS attacks-Slowloris": "dos",
+    "DoS attacks-SlowHTTPTest": "dos", "DoS attacks-Hulk": "dos",
+    "DDoS attacks-LOIC-HTTP": "ddos", "DDOS attack-LOIC-UDP": "ddos", "DDOS attack-HOIC": "ddos",
+    "Brute Force -Web": "web_attack", "Brute Force -XSS": "web_attack",
+    "SQL Injection": "web_attack", "Infilteration": "infiltration",
 }
+LABEL_FAMILIES.update({f"{b}{ATTEMPTED_SUFFIX}": LABEL_FAMILIES[b] for b in ATTEMPTED_BASES})
 # Identity and label fields every canonical batch has, whatever the source (null where a
 # layout does not publish them). The per-source feature block follows.
 SHARED_COLUMNS = ["flow_uid", "source_layout", "source_file", "source_line", "event_timestamp",
                   "src_ip", "src_port", "dst_ip", "dst_port", "protocol", "label",
                   "label_family", "raw_label", "parse_error"]
+
+
+def is_attempted(label: object) -> bool:
+    """Whether a canonical label is an attempted attack (improved CICIDS2017 taxonomy)."""
+    return isinstance(label, str) and label.endswith(ATTEMPTED_SUFFIX)
+
+
+def canonical_improved_label(raw: object) -> str | None:
+    """Map an improved-CICIDS2017 label (``Botnet``, ``DoS Hulk - Attempted``) to canonical."""
+    text = str(raw).strip()
+    attempted = re.search(r"\s*-\s*attempted$", text, flags=re.IGNORECASE)
+    base = text[: attempted.start()] if attempted else text
+    label = _IMPROVED_KEYS.get(re.sub(r"[^a-z0-9]", "", base.lower()))
+    if label is None or not attempted:
+        return label
+    return f"{label}{ATTEMPTED_SUFFIX}" if label in ATTEMPTED_BASES else None
+
+
+def canonical_ids2018_label(raw: object) -> str | None:
+    """Map a CSE-CIC-IDS2018 label (case, spaces, punctuation aside) to its published form."""
+    return _IDS2018_KEYS.get(re.sub(r"[^a-z0-9]", "", str(raw).lower()))
 
 
 def canonical_unsw_category(raw: object) -> str | None:
@@ -276,12 +438,29 @@ LAYOUTS: dict[str, Layout] = {
         Layout("cicids2017_machine_learning_cve", "cicids2017",
                tuple(CICIDS2017_COLUMNS[4:5] + CICIDS2017_COLUMNS[7:]), True, False,
                tuple(FEATURE_COLUMNS), tuple(LABELS)),
+        Layout("cicids2017_improved", "cicids2017_improved", tuple(CICIDS2017_IMPROVED_COLUMNS),
+               True, True, tuple(FEATURE_COLUMNS), tuple(CICIDS2017_IMPROVED_LABELS)),
+        Layout("cse_cic_ids2018", "cse_cic_ids2018", tuple(CSE_CIC_IDS2018_COLUMNS), True, False,
+               tuple(FEATURE_COLUMNS), tuple(CSE_CIC_IDS2018_LABELS)),
+        Layout("cse_cic_ids2018_flow_id", "cse_cic_ids2018",
+               tuple(CSE_CIC_IDS2018_IDENTIFIERS + CSE_CIC_IDS2018_COLUMNS), True, True,
+               tuple(FEATURE_COLUMNS), tuple(CSE_CIC_IDS2018_LABELS)),
         Layout("unsw_nb15_raw", "unsw_nb15", tuple(UNSW_NB15_RAW_COLUMNS), False, True,
                tuple(UNSW_NB15_FEATURES), tuple(UNSW_NB15_LABELS)),
         Layout("unsw_nb15_set", "unsw_nb15", tuple(UNSW_NB15_SET_COLUMNS), True, False,
                tuple(UNSW_NB15_FEATURES), tuple(UNSW_NB15_LABELS)),
     )
 }
+
+
+def header_key(name: str) -> str:
+    """The key a published header is matched on: no BOM, no pandas ``.1`` suffix, case,
+    whitespace and punctuation ignored (``Fwd Header Length.1``, `` fwd_header_length``
+    and ``Fwd Header Length`` share one key). No two names of one layout share a key, except
+    the duplicated CICIDS2017 ``Fwd Header Length`` (told apart by position); ``tests`` check it.
+    """
+    text = re.sub(r"\.\d+$", "", name.replace("\ufeff", "").strip())
+    return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
 def as_utc(ts: object) -> pd.Timestamp:

@@ -41,7 +41,7 @@ import pandas as pd
 
 from flowguard.evaluation import evaluate, metric_key, plot_confusion
 from flowguard.lineage import code_version, frame_digest
-from flowguard.schema import HOST_FEATURES, MODEL_FEATURES
+from flowguard.schema import HOST_FEATURES, MODEL_FEATURES, is_attempted
 
 if TYPE_CHECKING:
     from xgboost import XGBClassifier
@@ -86,6 +86,24 @@ class TrainResult:
     classes: list[str]
     params: dict[str, Any] = field(default_factory=dict)
     trials: int = 0
+
+
+def training_rows(frame: pd.DataFrame, include_attempted: bool = False
+                  ) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rows a model trains and is evaluated on, and the attempted-attack rows left out.
+
+    Improved-CICIDS2017 ``X - Attempted`` flows are excluded unless ``include_attempted``
+    (``Settings.train_on_attempted``): with them in, the label set would gain a class per
+    attempted attack, each of flows that are benign-looking by construction.
+    """
+    if include_attempted or "label" not in frame:
+        return frame, {}
+    attempted = frame["label"].map(is_attempted).to_numpy(dtype=bool)
+    if not attempted.any():
+        return frame, {}
+    left_out = {str(k): int(v) for k, v in frame.loc[attempted, "label"].value_counts().items()}
+    log.info("left %d attempted-attack rows out of training: %s", int(attempted.sum()), left_out)
+    return frame[~attempted].reset_index(drop=True), left_out
 
 
 def time_aware_split(frame: pd.DataFrame, valid: float = 0.1, test: float = 0.2,
@@ -332,18 +350,20 @@ def tune(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], config: T
 
 def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
                   lineage: dict[str, Any], seed: int = 42, tuning: TuningConfig | None = None,
-                  exclude_uids: pd.Series | None = None) -> TrainResult:
+                  exclude_uids: pd.Series | None = None,
+                  include_attempted: bool = False) -> TrainResult:
     """Train on a point-in-time training set, log the run (lineage, metrics, model, card).
 
     ``lineage`` values become ``lineage.*`` tags (non-strings as JSON) and the
-    ``lineage.json`` artifact. ``exclude_uids`` are the frozen holdout's flows.
+    ``lineage.json`` artifact. ``exclude_uids`` are the frozen holdout's flows. Attempted-attack
+    rows are left out unless ``include_attempted`` (:func:`training_rows`).
     """
     import mlflow
     from mlflow.models import infer_signature
 
     tuning = tuning or TuningConfig()
     np.random.seed(seed)
-    frame = pd.read_parquet(training_set)
+    frame, attempted = training_rows(pd.read_parquet(training_set), include_attempted)
     excluded, withheld = 0, {}
     if exclude_uids is not None and len(exclude_uids):
         keep = ~frame["flow_uid"].isin(set(exclude_uids))
@@ -373,6 +393,7 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
         mlflow.log_params({"rows_train": len(train), "rows_valid": len(valid),
                            "rows_test": len(test), "classes": len(classes), "seed": seed,
                            "features": len(MODEL_FEATURES), "frozen_holdout_excluded": excluded,
+                           "attempted_rows_excluded": sum(attempted.values()),
                            "split": "per-class time order 70/10/20",
                            "class_weighting": "1/sqrt(freq)", "tuning_budget_s": tuning.budget_seconds,
                            "max_class_rows": tuning.max_class_rows,

@@ -8,8 +8,9 @@ outside the known taxonomy) raise :class:`BatchRejected` with a message a person
 Every batch's row accounting (in = valid + quarantined) is checked and logged. Data docs are
 rebuilt each run.
 
-One :class:`Contract` per canonical schema: :data:`CICIDS2017` (suite
-``cicids2017_canonical_flows``) and :data:`UNSW_NB15` (suite ``unsw_nb15_canonical_flows``).
+One :class:`Contract` per dataset: :data:`CICIDS2017` (suite ``cicids2017_canonical_flows``),
+:data:`CICIDS2017_IMPROVED`, :data:`CSE_CIC_IDS2018` (same feature block, own taxonomy) and
+:data:`UNSW_NB15` (suite ``unsw_nb15_canonical_flows``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flowguard.schema import (
+    CICIDS2017_IMPROVED_LABELS,
+    CSE_CIC_IDS2018_LABELS,
     FEATURE_COLUMNS,
     LABELS,
     NON_NEGATIVE_COLUMNS,
@@ -79,7 +82,17 @@ UNSW_NB15 = Contract(
     (ROW_ID, "event_timestamp", "label", "is_attack", *UNSW_NB15_FEATURES),
     tuple(c for c in UNSW_NB15_FEATURES if c not in UNSW_NB15_NULLABLE),
     tuple(UNSW_NB15_NON_NEGATIVE), tuple(UNSW_NB15_LABELS))
-CONTRACTS = {"cicids2017": CICIDS2017, "unsw_nb15": UNSW_NB15}
+# The other CICFlowMeter datasets: the same feature block and rules, their own taxonomy
+# (the improved release's includes its "X - Attempted" labels) and their own suite, so that
+# their rows never pass as original CICIDS2017 ones.
+CICIDS2017_IMPROVED = Contract(
+    "cicids2017_improved_canonical_flows", "cicids2017_improved_flows", CICIDS2017.required,
+    CICIDS2017.not_null, CICIDS2017.non_negative, tuple(CICIDS2017_IMPROVED_LABELS))
+CSE_CIC_IDS2018 = Contract(
+    "cse_cic_ids2018_canonical_flows", "cse_cic_ids2018_flows", CICIDS2017.required,
+    CICIDS2017.not_null, CICIDS2017.non_negative, tuple(CSE_CIC_IDS2018_LABELS))
+CONTRACTS = {"cicids2017": CICIDS2017, "cicids2017_improved": CICIDS2017_IMPROVED,
+             "cse_cic_ids2018": CSE_CIC_IDS2018, "unsw_nb15": UNSW_NB15}
 
 
 def check_accounting(rows_in: int, rows_valid: int, rows_quarantined: int, what: str) -> None:
