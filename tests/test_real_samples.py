@@ -67,8 +67,81 @@ def test_sample_matches_its_record(entry: dict) -> None:
 
     rows = _data_lines(data)
     assert len(rows) == entry["rows"]
-    header = [h.strip() for h in _split(data.split(b"\n", 1)[0].rstrip(b"\r").lstrip(b"\xef\xbb\xbf"))]
+    header = [
+        h.strip() for h in _split(data.split(b"\n", 1)[0].rstrip(b"\r").lstrip(b"\xef\xbb\xbf"))
+    ]
     column = header.index(entry["label_column"])
     counts = collections.Counter(_split(line)[column] for line in rows)
     assert dict(counts) == entry["label_counts"]
     assert all(len(_split(line)) == len(header) for line in rows)
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e["file"] for e in ENTRIES])
+def test_derivation_blocks_add_up(entry: dict) -> None:
+    blocks = entry.get("derivation_blocks")
+    if blocks is None:
+        pytest.skip("no block list recorded")
+    assert sum(b["lines_kept"] for b in blocks) == entry["rows"]
+    offsets = [b["offset"] for b in blocks]
+    assert offsets == sorted(offsets), "blocks are recorded in source order"
+    assert all(b["offset"] + b["chars_read"] <= entry["source_chars"] for b in blocks)
+
+
+CIC_ENTRIES = [
+    e
+    for e in ENTRIES
+    if e["dataset"] == "cicids2017" and e["layout"].startswith("TrafficLabelling")
+]
+
+
+def _rel_ok(shown: str, expected: float) -> bool:
+    # CICFlowMeter prints ~10 significant digits, and 3 significant digits from 1e7 up.
+    tol = 1e-6 if expected < 1e7 else 6e-3
+    return abs(float(shown) - expected) <= tol * max(abs(expected), 1e-300)
+
+
+@pytest.mark.parametrize("entry", CIC_ENTRIES, ids=[e["file"] for e in CIC_ENTRIES])
+def test_cicflowmeter_rows_are_self_consistent(entry: dict) -> None:
+    """A transcription slip in a real row shows up in CICFlowMeter's own arithmetic."""
+    data = (REAL / entry["file"]).read_bytes()
+    header = [h.strip() for h in _split(data.split(b"\n", 1)[0].rstrip(b"\r"))]
+    col = {}
+    for i, name in enumerate(header):
+        col.setdefault(name, i)
+    fwd_hdr = [i for i, name in enumerate(header) if name == "Fwd Header Length"]
+    assert len(fwd_hdr) == 2
+    for line in _data_lines(data):
+        f = _split(line)
+        row = {name: f[i] for name, i in col.items()}
+        src, dst, sport, dport, proto = (
+            row["Source IP"],
+            row["Destination IP"],
+            row["Source Port"],
+            row["Destination Port"],
+            row["Protocol"],
+        )
+        assert row["Flow ID"] in (
+            f"{src}-{dst}-{sport}-{dport}-{proto}",
+            f"{dst}-{src}-{dport}-{sport}-{proto}",
+        ), line[:60]
+        assert f[fwd_hdr[0]] == f[fwd_hdr[1]], line[:60]
+        nf, nb = int(row["Total Fwd Packets"]), int(row["Total Backward Packets"])
+        lf, lb = (
+            float(row["Total Length of Fwd Packets"]),
+            float(row["Total Length of Bwd Packets"]),
+        )
+        assert (int(row["Subflow Fwd Packets"]), int(row["Subflow Bwd Packets"])) == (nf, nb), line[
+            :60
+        ]
+        assert (float(row["Subflow Fwd Bytes"]), float(row["Subflow Bwd Bytes"])) == (lf, lb), line[
+            :60
+        ]
+        seconds = float(row["Flow Duration"]) / 1e6
+        if seconds > 0:
+            assert _rel_ok(row["Flow Bytes/s"], (lf + lb) / seconds), line[:60]
+            assert _rel_ok(row["Flow Packets/s"], (nf + nb) / seconds), line[:60]
+        else:
+            assert row["Flow Bytes/s"] in ("Infinity", "NaN") or row["Flow Packets/s"] in (
+                "Infinity",
+                "NaN",
+            ), line[:60]
