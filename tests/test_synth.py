@@ -14,6 +14,7 @@ from flowguard.schema import canonical_label
 from flowguard.synth import (
     ATTACKER,
     INTERNAL_HOSTS,
+    MIN_POOL_ROWS,
     PROFILES,
     PUBLISHED_FILES,
     RATE_COLUMNS,
@@ -203,8 +204,10 @@ def test_classes_come_from_real_flows(real_week: Path) -> None:
         known = set(map(tuple, pool.loc[pool["label"] == label, SIZE_KEY].to_numpy()))
         drawn = list(map(tuple, rows[SIZE_KEY].to_numpy()))
         assert all(k in known for k in drawn), label
-    # the default threshold keeps a class of a few dozen real rows parametric
-    assert week_sources()["BENIGN"].startswith("parametric")
+    # by default a class is real-based only with MIN_POOL_ROWS real rows in the pool
+    counts = pool["label"].value_counts()
+    for label, how in week_sources().items():
+        assert how.startswith("real") == (counts.get(label, 0) >= MIN_POOL_ROWS), (label, how)
 
 
 def test_real_rows_keep_their_consistency_under_the_clock_jitter() -> None:
