@@ -524,6 +524,7 @@ def generate_week(
          "classes": sources}, indent=2) + "\n")
     parametric = [k for k, v in sources.items() if v.startswith("parametric")]
     if source == "real" and parametric:
-        log.warning("no real rows for %s: those classes come from the parametric profiles",
-                    parametric)
+        log.warning("fewer than %d real pool rows for %s: those classes come from the "
+                    "parametric profiles (see %s)", min_pool_rows, parametric,
+                    out_dir / "synthetic-week.json")
     return written
