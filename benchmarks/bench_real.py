@@ -57,15 +57,6 @@ MERGED_FAMILIES = {"webattack": "web_attack", "dos": "dos", "bruteforce": "brute
                    "portscan": "reconnaissance", "bot": "botnet", "benign": "benign",
                    "infiltration": "infiltration", "ddos": "ddos"}
 
-
-def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
-    """95 % Wilson score interval of a rate k/n."""
-    if n == 0:
-        return [0.0, 1.0]
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
 MIN_SIDE = 10
 
 
@@ -135,6 +126,8 @@ def score_real(model_uri: str, classes: list[str], real) -> dict:
                                                        key=lambda vc: -vc[1])[:3]}
     benign = truth == "BENIGN"
     web = np.isin(truth, WEB)
+    from bench_drift import wilson
+
     false_alarms = int((predicted[benign] != "BENIGN").sum())
     return {"rows": len(frame), "rows_of_unknown_classes": int((~known).sum()),
             "classes_present": present, "macro_f1": round(float(metrics["macro_f1"]), 4),
