@@ -44,13 +44,16 @@ class ShiftError(ValueError):
 
 def synthetic_rows(label: str, n: int, rng: np.random.Generator,
                    day: date = date(2017, 7, 7)) -> pd.DataFrame:
-    """``n`` canonical rows of one class from the synthetic generator's class profile."""
+    """``n`` canonical rows of one class from the synthetic generator's parametric profile.
+
+    Parametric, not the real-flow pool: rows drawn from a few hundred real flows repeat, and a
+    shift must add fresh rows (module docstring)."""
     from flowguard.synth import PROFILES, _flows_for_class
 
     published = {canonical_label(k): k for k in PROFILES}
     if label not in published:
         raise ShiftError(f"unknown class {label!r}; known: {sorted(published)}")
-    raw = _flows_for_class(rng, published[label], n, day)
+    raw = _flows_for_class(rng, published[label], n, day, source="parametric")
     raw.columns = [c for _, c in CICIDS2017_COLUMNS]  # same order as the published header
     frame = raw[FEATURE_COLUMNS].astype("float64")
     frame["label"] = label
