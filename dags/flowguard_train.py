@@ -33,7 +33,9 @@ from flowguard.dag_common import default_args
     tags=["flowguard", "training", "mlflow", "xgboost"],
     default_args=default_args(retries=1),
     params={
-        "as_of": Param("", type="string", title="Train on data before",
+        # null admitted: the UI marks a typed field without "null" required, so an empty
+        # default would keep the Trigger button disabled.
+        "as_of": Param(None, type=["null", "string"], format="date", title="Train on data before",
                        description="ISO date (exclusive); empty = after the newest partition."),
         "window_days": Param(7, type="integer", minimum=1, maximum=90, title="Window (days)",
                              description="How many days of validated flows to train on."),
