@@ -28,10 +28,10 @@ mlflow: runtimes
 	.venv/bin/mlflow ui --backend-store-uri sqlite:///$(FLOWGUARD_HOME)/mlflow/mlflow.db \
 	  --host 127.0.0.1 --port 5000 --workers 1
 
-# The feast CLI by hand, as the Feast docs describe (registry and stores under var/feast).
+# The feast CLI by hand, as the Feast docs describe (registry and stores under var/feast),
+# with FLOWGUARD_HOME resolved as the DAGs spell it (`flowguard feast --help` says why).
 feast-apply: runtimes
-	mkdir -p $(FLOWGUARD_HOME)/feast
-	cd feature_repo && ../.venv/bin/feast apply
+	.venv/bin/flowguard feast apply
 
 clean:
 	rm -rf var

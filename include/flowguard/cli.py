@@ -35,6 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     score = sub.add_parser("score", help="score flow records (JSON object or list) with the "
                            "champion and online host features; prints JSON")
     score.add_argument("input", nargs="?", default="-", help="JSON file, or - for stdin")
+    feast = sub.add_parser(
+        "feast", help="the feast CLI on this profile's feature repo and stores (what `make "
+        "feast-apply` runs): FLOWGUARD_HOME resolved, as the DAGs spell it",
+        description="Runs `feast ARGS...` from the feature repo with FLOWGUARD_HOME set to its "
+        "resolved path (Feast compares store paths as text; another spelling of the same folder "
+        "would make `feast apply` drop the online store's tables). `apply` skips source "
+        "validation, as the DAG's apply does: Feast cannot validate the sources' glob paths.")
+    feast.add_argument("feast_args", nargs=argparse.REMAINDER, metavar="ARGS",
+                       help="arguments of the feast CLI, e.g. apply, feature-views list, "
+                            "materialize-incremental 2017-07-08T00:00:00")
     ui = sub.add_parser("airflow", help="serve Airflow (standalone) over the embedded profile's "
                         "state, e.g. what the demo left behind")
     ui.add_argument("--port", type=int, default=int(os.environ.get("FLOWGUARD_AIRFLOW_PORT", 8080)))
@@ -201,6 +211,18 @@ def main(argv: list[str] | None = None) -> int:
             for f in result["top_features"]:
                 print(f"  {f['feature']:<22} KS={f['ks']:.3f}  p={f['p_adjusted']:.3g}")
         return 1 if result["drift"] else 0
+    if args.command == "feast":
+        from flowguard.config import get_settings
+
+        settings = get_settings()
+        feast_args = list(args.feast_args) or ["--help"]
+        if feast_args[0] == "apply" and "--skip-source-validation" not in feast_args:
+            feast_args.append("--skip-source-validation")
+        (settings.home / "feast").mkdir(parents=True, exist_ok=True)
+        os.chdir(settings.feature_repo)
+        feast_bin = str(Path(sys.executable).parent / "feast")
+        os.execve(feast_bin, [feast_bin, *feast_args],
+                  {**os.environ, "FLOWGUARD_HOME": str(settings.home)})
     if args.command == "airflow":
         from flowguard.airflow_env import airflow_process_env
         from flowguard.config import get_settings
