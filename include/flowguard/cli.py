@@ -31,7 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     val.add_argument("--chunk-rows", type=int, default=200_000,
                      help="rows per chunk; peak memory follows it")
     val.add_argument("--json", action="store_true", help="print one JSON object")
-    sub.add_parser("rollback", help="point the champion alias back at the previous champion")
+    rb = sub.add_parser("rollback", help="point the champion alias back at the previous "
+                        "champion, or at VERSION; idempotent")
+    rb.add_argument("version", nargs="?", default=None,
+                    help="model version to serve (default: the 'previous' alias); it must have "
+                         "passed the promotion gate")
     score = sub.add_parser("score", help="score flow records (JSON object or list) with the "
                            "champion and online host features; prints JSON")
     score.add_argument("input", nargs="?", default="-", help="JSON file, or - for stdin")
@@ -127,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         from flowguard.pipeline import rollback_champion
 
         try:
-            print(json.dumps({"champion": rollback_champion()}))
+            print(json.dumps(rollback_champion(args.version)))
         except LookupError as exc:
             print(json.dumps({"error": str(exc)}), file=sys.stderr)
             return 2

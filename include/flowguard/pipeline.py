@@ -248,13 +248,14 @@ def gate_policy(settings: Settings) -> Any:
                       floor=settings.gate_floor)
 
 
-def rollback_champion() -> str:
-    """``champion`` back to ``previous`` under the registry lock; returns the new champion."""
-    from flowguard.registry import rollback
+def rollback_champion(version: str | None = None) -> dict[str, Any]:
+    """``champion`` back to ``previous`` (or to ``version``) under the registry lock;
+    idempotent. Returns champion, previous, whether it changed and what happened."""
+    from flowguard.registry import rollback_to
 
     settings = get_settings()
-    return rollback(_mlflow(settings), settings.model_name, lock_uri=settings.registry_lock_uri,
-                    lock_dir=settings.home / "locks")
+    return rollback_to(_mlflow(settings), settings.model_name, version,
+                       lock_uri=settings.registry_lock_uri, lock_dir=settings.home / "locks")
 
 
 # ---------------------------------------------------------------- monitor

@@ -323,13 +323,25 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
     tuning = tuning or TuningConfig()
     np.random.seed(seed)
     frame = pd.read_parquet(training_set)
-    excluded, withheld = 0, {}
+    excluded, withheld, removed = 0, {}, frame.iloc[0:0]
     if exclude_uids is not None and len(exclude_uids):
         keep = ~frame["flow_uid"].isin(set(exclude_uids))
         excluded = int((~keep).sum())
         withheld = {str(k): int(v) for k, v in frame.loc[~keep, "label"].value_counts().items()}
+        removed = frame[~keep].reset_index(drop=True)
         frame = frame[keep].reset_index(drop=True)
     train, valid, test = time_aware_split(frame, withheld=withheld)
+    holdout_source = "newest flows of the window"
+    if not len(test):  # decided before the search, so a hopeless run costs nothing
+        if not len(removed):
+            raise ValueError(f"{training_set}: {len(frame)} flows leave no holdout (a class "
+                             "needs 5 flows for one): train on a wider window")
+        # A window that ends where the first champion's did (a retrain for an early day):
+        # the frozen holdout already took its newest flows, so they are what is left.
+        log.warning("no flow of this window is newer than the frozen holdout's: evaluating on "
+                    "the window's %d frozen-holdout flows (kept out of training) instead",
+                    len(removed))
+        test, holdout_source = removed, "frozen holdout (no newer flows in the window)"
     classes = sorted(frame["label"].unique())
     experiment_id = ensure_experiment(EXPERIMENT, artifact_root / EXPERIMENT)
     with mlflow.start_run(experiment_id=experiment_id,
@@ -353,6 +365,7 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
                            "rows_test": len(test), "classes": len(classes), "seed": seed,
                            "features": len(MODEL_FEATURES), "frozen_holdout_excluded": excluded,
                            "split": "per-class time order 70/10/20",
+                           "holdout_source": holdout_source,
                            "class_weighting": "1/sqrt(freq)", "tuning_budget_s": tuning.budget_seconds,
                            "max_class_rows": tuning.max_class_rows,
                            "tuning_max_trials": tuning.max_trials})
