@@ -65,7 +65,8 @@ def flowguard_train() -> None:
         run_type = getattr(dag_run, "run_type", None)
         trigger = trigger_info(params["reason"], str(getattr(run_type, "value", run_type) or ""),
                                dict(getattr(dag_run, "conf", None) or {}))
-        lineage = {"dag_run_id": run_id, "trigger_reason": params["reason"],
+        lineage = {"run_name": f"train {built['days'][-1]} ({trigger['kind']})",
+                   "dag_run_id": run_id, "trigger_reason": params["reason"],
                    "trigger_kind": trigger["kind"], "trigger": trigger,
                    "feature_service": built["feature_service"],
                    "feature_service_version": built["feature_service_version"],
@@ -78,10 +79,10 @@ def flowguard_train() -> None:
         return train_model(built["path"], lineage, tuning)
 
     @task
-    def gate(trained: dict) -> dict:
+    def gate(trained: dict, run_id=None) -> dict:
         from flowguard.pipeline import promote_if_better
 
-        return promote_if_better(trained["version"])
+        return promote_if_better(trained["version"], run_id)
 
     gate(train(training_set()))
 

@@ -27,11 +27,16 @@ def test_compare_marks_a_tie_as_not_improved() -> None:
 
 
 def test_retrain_on_the_champions_window_uses_the_frozen_holdout_and_a_tie_is_kept_out(
-        home: Path, tmp_path: Path) -> None:
+        home: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     first = _frame({"BENIGN": 400, "DoS Hulk": 150, "PortScan": 150})
-    client, r1, v1 = _train(tmp_path, first, "t1")
+    with caplog.at_level("INFO", logger="flowguard.training"):
+        client, r1, v1 = _train(tmp_path, first, "t1")
+    trials = [r.getMessage() for r in caplog.records if "tuning trial" in r.getMessage()]
+    assert len(trials) == 2 and trials[0].startswith("tuning trial 0: valid macro-F1 "), trials
     assert _gate(client, v1, home, "").promoted
     frozen_run, frozen = frozen_holdout(client, "m")
+    experiment = client.get_experiment(client.get_run(r1.run_id).info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # not GenAI
 
     # the monitor's retrain for Wednesday: as_of Thursday, the same Monday-Wednesday window,
     # so the frozen holdout already took every class's newest flows

@@ -37,6 +37,9 @@ class Settings:
     gate_recall_margin: float = 0.05
     gate_floor: float = 0.5
     registry_lock_uri: str = ""
+    # where people open the UIs: links in alerts (FLOWGUARD_AIRFLOW_URL, FLOWGUARD_MLFLOW_URL)
+    airflow_url: str = "http://127.0.0.1:8080"
+    mlflow_url: str = "http://127.0.0.1:5000"
 
     @property
     def flows_source(self) -> Path:
@@ -74,6 +77,11 @@ def get_settings() -> Settings:
         gate_recall_margin=float(os.environ.get("FLOWGUARD_GATE_RECALL_MARGIN", 0.05)),
         gate_floor=float(os.environ.get("FLOWGUARD_GATE_FLOOR", 0.5)),
         registry_lock_uri=os.environ.get("FLOWGUARD_REGISTRY_LOCK_URI") or mlflow_uri,
+        airflow_url=(os.environ.get("FLOWGUARD_AIRFLOW_URL") or os.environ.get(
+            "AIRFLOW__API__BASE_URL") or "http://127.0.0.1:8080").rstrip("/"),
+        mlflow_url=(os.environ.get("FLOWGUARD_MLFLOW_URL") or
+                    f"http://127.0.0.1:{os.environ.get('FLOWGUARD_MLFLOW_PORT') or 5000}"
+                    ).rstrip("/"),
     )
 
 

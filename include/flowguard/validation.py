@@ -55,6 +55,10 @@ class BatchRejected(RuntimeError):
     """The batch as a whole is unusable; nothing was written."""
 
 
+class NoRowsInInterval(BatchRejected):
+    """No row of the batch falls in the run's interval: the files hold another day's flows."""
+
+
 class AccountingError(RuntimeError):
     """Rows in != rows valid + rows quarantined: a row vanished or was counted twice."""
 
@@ -247,7 +251,7 @@ def check_some_in_interval(rows_in_interval: int, interval: tuple[datetime, date
         return
     start, end = (as_utc(t) for t in interval)
     held = f"{first} to {last}" if first is not None else "no parseable timestamps"
-    raise BatchRejected(
+    raise NoRowsInInterval(
         f"no landing row falls in the run's interval [{start}, {end}): the files "
         f"{sorted(files) or '?'} hold flows from {held}. Land this day's files, or trigger the "
         "run for their day.")
