@@ -217,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"error": str(exc)}) if args.json else f"error: {exc}",
                   file=sys.stderr)
             return 2
+        from flowguard.datadocs import make_offline
+
+        make_offline(Path(report["data_docs"]).parent)
         if args.json:
             print(json.dumps(report))
         else:

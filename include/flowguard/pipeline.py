@@ -95,6 +95,7 @@ def validate_interval(start: str, end: str, run_name: str,
     import pyarrow.parquet as pq
 
     from flowguard.batch import ParquetSink, validate_chunks
+    from flowguard.datadocs import make_offline
     from flowguard.features import (
         combine_host_partials,
         host_partials,
@@ -134,6 +135,7 @@ def validate_interval(start: str, end: str, run_name: str,
         # Nothing is written unless every row is accounted for (valid or quarantined).
         check_accounting(tally.rows_in, stage.rows, quarantine.rows, f"ingest {day} (written)")
         build_data_docs(context)
+        make_offline(settings.data_docs_index.parent)
         stage.commit()
         now = datetime.now(UTC)  # after the validation results: see flowguard.lineage
         staged = pq.ParquetFile(stage.path)
