@@ -1,6 +1,8 @@
 """Airflow plugin: flowguard's reports in the Airflow UI.
 
-- A FastAPI app mounted by the api-server at ``/flowguard`` serves the drift reports
+- A FastAPI app mounted by the api-server at ``/flowguard``, behind Airflow's login (the
+  UI's session cookie or an API token; read access to DAGs), serves the health page
+  (``/flowguard/health``: :mod:`flowguard.health`), the drift reports
   (``/flowguard/reports/drift/<YYYY-MM-DD>/drift_report.html`` or ``.json``) and the Great
   Expectations data docs (``/flowguard/docs/<path>``, files of the data docs site only), and
   nothing else.
@@ -19,10 +21,11 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow.api_fastapi.core_api.security import requires_access_dag
 from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import FileResponse
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.responses import FileResponse, HTMLResponse
 
 if TYPE_CHECKING:
     from airflow.sdk.types import TaskInstanceKey
@@ -123,7 +126,17 @@ class DataDocsLink(BaseOperatorLink):
         return f"{URL_PREFIX}/docs/index.html" if docs_file("index.html") else ""
 
 
-reports_app = FastAPI(title="flowguard reports")
+# Airflow's own check: a logged-in user (cookie or bearer token) who may read DAGs; 401/403
+# otherwise. Module-level so tests can name it.
+LOGIN = requires_access_dag("GET")
+reports_app = FastAPI(title="flowguard reports", dependencies=[Depends(LOGIN)])
+
+
+@reports_app.get("/health", response_class=HTMLResponse)
+def get_health() -> HTMLResponse:
+    from flowguard.health import page
+
+    return HTMLResponse(page(_settings(), URL_PREFIX))
 
 
 @reports_app.get("/reports/drift/{window}/{name}")
@@ -147,3 +160,7 @@ class FlowguardReportsPlugin(AirflowPlugin):
     global_operator_extra_links = [DriftReportLink(), MlflowRunLink(), DataDocsLink()]
     fastapi_apps = [{"app": reports_app, "url_prefix": URL_PREFIX,
                      "name": "flowguard reports"}]
+    # in the UI's navigation ("Browse"), shown inside the Airflow UI at /plugin/flowguard-health
+    external_views = [{"name": "flowguard health", "href": f"{URL_PREFIX}/health",
+                       "destination": "nav", "category": "browse",
+                       "url_route": "flowguard-health"}]

@@ -72,6 +72,7 @@ def test_the_plugin_serves_the_site_with_its_assets(site: Path, monkeypatch) -> 
                                                   PROJECT / "plugins" / "flowguard_reports.py")
     plugin = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(plugin)
+    plugin.reports_app.dependency_overrides[plugin.LOGIN] = lambda: None  # login: elsewhere
     client = TestClient(plugin.reports_app)
     index = client.get("/docs/index.html")
     assert index.status_code == 200 and "bootstrap-table" in index.text

@@ -132,7 +132,25 @@ def send_alert(subject: str, body: str) -> dict[str, str]:
                       "alert or `flush_spool`", channel, ATTEMPTS, error, path)
             outcome[channel] = f"spooled: {error}"
     log.warning("ALERT %s: %s (%s)", subject, body, outcome or "no channel configured")
+    _record(subject, outcome, folder.parent)
     return outcome
+
+
+def _record(subject: str, outcome: dict[str, str], folder: Path) -> None:
+    """Append the alert to ``alerts/sent.jsonl`` (the health page's "alerts sent")."""
+    folder.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"time": datetime.now(UTC).isoformat(timespec="seconds"),
+                       "subject": subject, "outcome": outcome or {"none": "no channel"}})
+    with open(folder / "sent.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+
+
+def sent_alerts(folder: Path | None = None) -> list[dict[str, Any]]:
+    """Every alert recorded by :func:`send_alert`, oldest first."""
+    path = (folder or spool_dir().parent) / "sent.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
 # ---------------------------------------------------------------- links

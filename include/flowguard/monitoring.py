@@ -355,6 +355,15 @@ def retrain_decision(ledger: Path, window: str, champion_version: str, drift: bo
     return {"retrain": True, "why": "drift; no trigger for this window or within the cooldown"}
 
 
+def action_sentence(action: dict[str, Any]) -> str:
+    """What the run did, as one sentence: "Retraining triggered (...)." or "Retraining not
+    triggered: <why>." (the ledger's reason reads as a reason, not as a second decision)."""
+    why = str(action.get("why", "")).removeprefix("drift; ").strip()
+    if action.get("retrain"):
+        return f"Retraining triggered ({why})." if why else "Retraining triggered."
+    return f"Retraining not triggered: {why}." if why else "Retraining not triggered."
+
+
 def record_history(history: Path, entry: dict[str, Any]) -> list[dict[str, Any]]:
     """Add this run's p-values to the history (one entry per window, the latest run wins);
     return the history sorted by window."""
@@ -447,7 +456,7 @@ def write_report(report: dict[str, Any], out_dir: Path,
 <style>body{{font-family:sans-serif;max-width:64em;margin:2em auto}}td,th{{padding:.2em .8em;border-bottom:1px solid #ddd;vertical-align:middle}}</style>
 <h1>Drift report: window {html.escape(report['window'])}</h1>
 <p><b>Decision: {html.escape(report['decision'])}</b>.
-{html.escape(str(action.get('why', '')))}{' Retraining triggered.' if action.get('retrain') else ''}</p>
+{html.escape(action_sentence(action))}</p>
 <p>Champion v{html.escape(str(report['champion_version']))}; reference n={det['n_ref']}, window
 n={det['n_cur']} sampled from {report['n_window']} flows; policy <code>{html.escape(str(report.get('policy', '')))}</code>
 over {html.escape(', '.join(report.get('voters', [])))}.</p>
