@@ -182,6 +182,8 @@ def test_a_day_without_data_is_skipped_not_failed(dags, chain_home: Path) -> Non
         assert run.state == "success", states
         assert states["validate"] == states["materialize"] == "skipped", states
     assert _feature_event_days() == events
+    assert not list(chain_home.glob("*/flows/date=2017-07-1[01]"))  # no empty partitions left
+    assert not list(chain_home.glob("*/flows/date=2017-07-08"))
     with pytest.raises(NoDataForDay, match="no data for 2017-07-08: no landing file for "
                                            "Saturday"):
         validate_interval("2017-07-08T00:00:00+00:00", "2017-07-09T00:00:00+00:00", "x")

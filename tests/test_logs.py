@@ -50,8 +50,13 @@ def test_great_expectations_import_logs_no_registry_noise() -> None:
     assert "Skipping registering function" not in _stderr(GX, quiet=True)
 
 
-def test_mlflow_artifact_download_draws_no_progress_bar_on_stderr(tmp_path: Path) -> None:
+def test_mlflow_writes_no_progress_bar_nor_its_own_log_lines_to_stderr(tmp_path: Path) -> None:
+    """Airflow records stderr as ERROR: MLflow's download bar and its stderr log handler
+    ("INFO mlflow.store.db.utils: Creating initial MLflow database tables") both went there."""
     (tmp_path / "loud").mkdir()
     (tmp_path / "quiet").mkdir()
-    assert "Downloading artifacts" in _stderr(MLFLOW, False, str(tmp_path / "loud"))
-    assert "Downloading artifacts" not in _stderr(MLFLOW, True, str(tmp_path / "quiet"))
+    loud = _stderr(MLFLOW, False, str(tmp_path / "loud"))
+    assert "Downloading artifacts" in loud and "mlflow.store.db.utils" in loud
+    quiet = _stderr(MLFLOW.replace("import mlflow\n", "import mlflow\nlogging.getLogger()"
+                                   ".handlers.clear()\n"), True, str(tmp_path / "quiet"))
+    assert "Downloading artifacts" not in quiet and "mlflow.store.db.utils" not in quiet

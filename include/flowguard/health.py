@@ -32,6 +32,12 @@ DETECTORS = ("mmd", "classifier", "prediction")
 COLORS = {"mmd": "#1f77b4", "classifier": "#ff7f0e", "prediction": "#2ca02c"}
 
 
+def _day(iso: str) -> datetime:
+    """A day as a datetime at midnight: matplotlib places it exactly, and the detectors'
+    side-by-side offsets (hours) stay within their day (a ``date`` drops fractions)."""
+    return datetime.combine(date.fromisoformat(iso[:10]), datetime.min.time())
+
+
 def _rows(path: Path) -> int:
     import pyarrow.parquet as pq
 
@@ -44,6 +50,8 @@ def ingest_days(settings: Any) -> list[dict[str, Any]]:
     for kind, root in (("valid", settings.flows_source),
                        ("quarantined", settings.quarantine_dir / "flows")):
         for part in sorted(root.glob("date=*")) if root.exists() else []:
+            if not any(part.glob("*.parquet")):
+                continue  # an aborted run's empty folder is no ingested day
             day = part.name.split("=", 1)[1]
             days.setdefault(day, {"day": day, "valid": 0, "quarantined": 0})[kind] = _rows(part)
     for entry in days.values():
@@ -97,6 +105,78 @@ def collect(settings: Any) -> dict[str, Any]:
             "alerts": sent_alerts(settings.home / "alerts")}
 
 
+def draw_p_values(ax: Any, history: list[dict[str, Any]], link: Any = None,
+                  p_value: float | None = None) -> None:
+    """Each detector's p-value per window on a log axis. A p below :data:`P_FLOOR` (often
+    exactly 0: no permutation beat the statistic) is drawn on the floor as a hollow triangle;
+    detectors sit side by side within a window, so equal values do not hide each other."""
+    from datetime import timedelta
+
+    windows = [_day(e["window"]) for e in history]
+    offsets = {"mmd": -3.0, "classifier": 0.0, "prediction": 3.0}  # hours, side by side
+    for name in DETECTORS:
+        points = [(w + timedelta(hours=offsets[name]), float(e[f"{name}_p_value"]), w)
+                  for w, e in zip(windows, history, strict=True)
+                  if e.get(f"{name}_p_value") is not None]
+        if not points:
+            continue
+        xs = [x for x, _, _ in points]
+        ys = [max(p, P_FLOOR) for _, p, _ in points]
+        ax.plot(xs, ys, color=COLORS[name], alpha=0.45, linewidth=1)
+        above = [(x, y, w) for (x, p, w), y in zip(points, ys, strict=True) if p >= P_FLOOR]
+        below = [(x, w) for x, p, w in points if p < P_FLOOR]
+        if above:
+            dots = ax.scatter([x for x, _, _ in above], [y for _, y, _ in above], s=36,
+                              color=COLORS[name], zorder=3, label=f"{name} p")
+            if link:
+                dots.set_urls([link(w.date().isoformat()) for _, _, w in above])
+        if below:
+            low = ax.scatter([x for x, _ in below], [P_FLOOR] * len(below), marker="v", s=70,
+                             facecolors="none", edgecolors=COLORS[name], zorder=4,
+                             label=None if above else f"{name} p")
+            if link:
+                low.set_urls([link(w.date().isoformat()) for _, w in below])
+    if p_value is None:
+        p_value = (history[-1].get("p_value") if history else None) or 0.05
+    ax.axhline(p_value, color="grey", linestyle="--", linewidth=1)
+    ax.text(0.995, p_value, f" p = {p_value:g}", transform=ax.get_yaxis_transform(),
+            ha="right", va="bottom", fontsize=8, color="grey")
+    for w, e in zip(windows, history, strict=True):
+        label = "RETRAIN" if e.get("retrain") else ("drift" if e.get("drift") else "ok")
+        ax.annotate(label, (w, 1.0), ha="center", va="bottom", fontsize=8, xytext=(0, 3),
+                    textcoords="offset points",
+                    color="#c44e52" if e.get("drift") else "#555555")
+    ax.set_yscale("log")
+    ax.set_ylim(P_FLOOR / 2, 2.0)
+    ax.set_ylabel("detector p-value")
+    if windows:
+        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+
+
+def p_value_history_svg(history: list[dict[str, Any]], p_value: float) -> str:
+    """The drift report's p-value history (the health page's drift panel, alone)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    if not history:
+        return "<p>No history yet.</p>"
+    fig, ax = plt.subplots(figsize=(8, 2.8), layout="constrained")
+    draw_p_values(ax, history, p_value=p_value)
+    ax.set_title(f"hollow triangle: p < {P_FLOOR:g} (often exactly 0)", loc="left",
+                 fontsize=9)
+    ax.xaxis.set_major_locator(mdates.DayLocator())
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%a %m-%d"))
+    ax.margins(x=0.1)
+    out = io.StringIO()
+    fig.savefig(out, format="svg")
+    plt.close(fig)
+    svg = out.getvalue()
+    return svg[svg.index("<svg"):]
+
+
 def figure_svg(data: dict[str, Any], links: dict[str, Any]) -> str:
     """Three panels on one day axis: rows, drift p-values, model macro-F1; every point links."""
     import matplotlib
@@ -108,59 +188,29 @@ def figure_svg(data: dict[str, Any], links: dict[str, Any]) -> str:
     fig, (rows_ax, drift_ax, model_ax) = plt.subplots(
         3, 1, figsize=(11, 8.4), sharex=True, gridspec_kw={"height_ratios": [1, 1.2, 1]},
         layout="constrained")
-    days = [date.fromisoformat(d["day"]) for d in data["days"]]
+    days = [_day(d["day"]) for d in data["days"]]
     if days:
         valid = [d["valid"] for d in data["days"]]
         quarantined = [d["quarantined"] for d in data["days"]]
-        bars = rows_ax.bar(days, valid, width=0.6, color="#4c72b0", label="valid")
-        top = rows_ax.bar(days, quarantined, bottom=valid, width=0.6, color="#dd8452",
+        bars = rows_ax.bar(days, valid, width=0.5, color="#4c72b0", label="valid")
+        top = rows_ax.bar(days, quarantined, bottom=valid, width=0.5, color="#dd8452",
                           label="quarantined")
         for bar in [*bars, *top]:
             bar.set_url(links["data_docs"])
         for day, v, q in zip(days, valid, quarantined, strict=True):
             rows_ax.annotate(f"{q} quarantined", (day, v + q), ha="center", va="bottom",
                              fontsize=8, xytext=(0, 2), textcoords="offset points")
+    if days:
+        rows_ax.set_ylim(0, max(v + q for v, q in zip(valid, quarantined, strict=True)) * 1.3)
     rows_ax.set_ylabel("flows per day")
     rows_ax.set_title("Ingest: rows valid and quarantined (links: data docs)", loc="left")
     rows_ax.legend(loc="upper left", fontsize=8, frameon=False)
-    rows_ax.margins(y=0.2)
 
-    windows = [date.fromisoformat(e["window"]) for e in data["drift"]]
-    for name in DETECTORS:
-        points = [(w, e.get(f"{name}_p_value")) for w, e in zip(windows, data["drift"],
-                                                                 strict=True)
-                  if e.get(f"{name}_p_value") is not None]
-        if not points:
-            continue
-        xs = [w for w, _ in points]
-        ys = [max(float(p), P_FLOOR) for _, p in points]
-        drift_ax.plot(xs, ys, color=COLORS[name], alpha=0.5, linewidth=1)
-        floored = [float(p) < P_FLOOR for _, p in points]
-        dots = drift_ax.scatter(xs, ys, color=COLORS[name], s=36, zorder=3,
-                                marker="o", label=f"{name} p")
-        dots.set_urls([links["report"](w.isoformat()) for w in xs])
-        if any(floored):
-            drift_ax.scatter([x for x, f in zip(xs, floored, strict=True) if f],
-                             [P_FLOOR] * sum(floored), marker="v", s=70,
-                             facecolors="none", edgecolors=COLORS[name], zorder=4)
-    p_value = (data["drift"][-1].get("p_value") if data["drift"] else None) or 0.05
-    drift_ax.axhline(p_value, color="grey", linestyle="--", linewidth=1)
-    drift_ax.text(0.995, p_value, f" p = {p_value:g}", transform=drift_ax.get_yaxis_transform(),
-                  ha="right", va="bottom", fontsize=8, color="grey")
-    for w, e in zip(windows, data["drift"], strict=True):
-        label = "RETRAIN" if e.get("retrain") else ("drift" if e.get("drift") else "ok")
-        drift_ax.annotate(label, (w, 1.0), ha="center", va="bottom", fontsize=8,
-                          xytext=(0, 3), textcoords="offset points",
-                          color="#c44e52" if e.get("drift") else "#555555")
-    drift_ax.set_yscale("log")
-    drift_ax.set_ylim(P_FLOOR / 2, 2.0)
-    drift_ax.set_ylabel("detector p-value")
+    draw_p_values(drift_ax, data["drift"], links["report"])
     drift_ax.set_title(f"Drift per window (links: drift report; hollow triangle: p < {P_FLOOR:g}, "
                        "often exactly 0)", loc="left")
-    if windows:
-        drift_ax.legend(loc="lower left", fontsize=8, frameon=False, ncols=3)
 
-    trained = [(m, date.fromisoformat(m["trained_through"])) for m in data["models"]
+    trained = [(m, _day(m["trained_through"])) for m in data["models"]
                if m.get("trained_through") and m.get("macro_f1") is not None]
     for m, day in trained:
         champion = "champion" in m["aliases"]

@@ -29,5 +29,13 @@ def quiet_library_logs() -> None:
     for name, level in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(level)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow gives its logger a stderr handler ("INFO mlflow.store.db.utils: Creating initial
+    # MLflow database tables" then reads as an ERROR line): leave logging to the host
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+    mlflow_log = logging.getLogger("mlflow")
+    if any(isinstance(h, logging.StreamHandler) for h in mlflow_log.handlers):  # imported
+        mlflow_log.handlers = [h for h in mlflow_log.handlers
+                               if not isinstance(h, logging.StreamHandler)]
+        mlflow_log.propagate = True
     for message in IGNORED_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=UserWarning)

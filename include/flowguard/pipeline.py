@@ -5,6 +5,7 @@ modules. The DAG files only wire these together.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -151,6 +152,8 @@ def validate_interval(start: str, end: str, run_name: str,
     except BaseException as exc:
         for sink in (stage, valid, quarantine):
             sink.abort()
+            with contextlib.suppress(OSError):  # leave no empty date=<day> folder behind
+                sink.path.parent.rmdir()
         if isinstance(exc, NoRowsInInterval):
             raise WrongDayFiles(f"no data for {day}: {exc}") from exc
         raise
