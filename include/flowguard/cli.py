@@ -198,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "validate":
         if not args.path.exists():
-            print(f"flowguard validate: {args.path}: no such file or folder", file=sys.stderr)
+            error = f"{args.path}: no such file or folder"
+            print(json.dumps({"error": error}) if args.json else f"flowguard validate: {error}",
+                  file=sys.stderr)
             return 2
         from flowguard.logs import quiet_library_logs
 
