@@ -4,6 +4,7 @@ and without :func:`flowguard.logs.quiet_library_logs`, so the test can tell the 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,9 +40,12 @@ with tempfile.TemporaryDirectory() as tmp:
 
 
 def _stderr(code: str, quiet: bool, *args: str) -> str:
+    # a fresh interpreter without what quiet_library_logs() may have set in this process
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "MLFLOW_CONFIGURE_LOGGING")}
     out = subprocess.run([sys.executable, "-c", code.replace("QUIET", str(quiet)), *args],
                          capture_output=True, text=True, timeout=600, check=True,
-                         env={**__import__("os").environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+                         env={**env, "MLFLOW_DISABLE_TELEMETRY": "true"})
     return out.stderr
 
 
