@@ -19,6 +19,10 @@ test: runtimes
 lint: runtimes
 	.venv/bin/ruff check dags include plugins feature_repo tests
 
+# Ports are settings: FLOWGUARD_AIRFLOW_PORT (8080), FLOWGUARD_WORKER_LOG_PORT (8793),
+# FLOWGUARD_TRIGGERER_LOG_PORT (8794), FLOWGUARD_MLFLOW_PORT (5000).
+export FLOWGUARD_MLFLOW_PORT ?= 5000
+
 # Browse what the demo left behind: the Airflow UI on http://127.0.0.1:8080 (Ctrl-C stops it).
 airflow: runtimes
 	.venv/bin/flowguard airflow
@@ -26,12 +30,12 @@ airflow: runtimes
 # The MLflow UI on http://127.0.0.1:5000 over the embedded tracking store.
 mlflow: runtimes
 	.venv/bin/mlflow ui --backend-store-uri sqlite:///$(FLOWGUARD_HOME)/mlflow/mlflow.db \
-	  --host 127.0.0.1 --port 5000 --workers 1
+	  --host 127.0.0.1 --port $(FLOWGUARD_MLFLOW_PORT) --workers 1
 
-# The feast CLI by hand, as the Feast docs describe (registry and stores under var/feast).
+# The feast CLI by hand, as the Feast docs describe (registry and stores under var/feast),
+# with FLOWGUARD_HOME resolved as the DAGs spell it (`flowguard feast --help` says why).
 feast-apply: runtimes
-	mkdir -p $(FLOWGUARD_HOME)/feast
-	cd feature_repo && ../.venv/bin/feast apply
+	.venv/bin/flowguard feast apply
 
 clean:
 	rm -rf var

@@ -30,7 +30,7 @@ from flowguard.dag_common import default_args
     tags=["flowguard", "backtest", "drift"],
     default_args=default_args(retries=1),
     params={
-        "landing_dir": Param("", type="string", title="Landing folder",
+        "landing_dir": Param(None, type=["null", "string"], title="Landing folder",
                              description="Daily CSVs to replay; empty = generate the synthetic week."),
         "scale": Param(0.01, type="number", minimum=0.001, maximum=1.0, title="Synthetic scale",
                        description="Share of the published CICIDS2017 counts (synthetic week only)."),
@@ -42,7 +42,7 @@ from flowguard.dag_common import default_args
                              description="Days the first model trains on."),
         "sample_size": Param(1000, type="integer", minimum=100, maximum=20000,
                              title="Monitoring sample size"),
-        "shifts": Param([], type="array", items={"type": "string",
+        "shifts": Param([], type=["null", "array"], items={"type": "string",
                                                  "pattern": "^[a-z_]+(:[^@]*)?@\\d{4}-\\d{2}-\\d{2}$"},
                         title="Injected shifts",
                         description="Controlled shifts applied from their day on, e.g. "
@@ -65,7 +65,7 @@ def flowguard_backtest() -> None:
                               policies=tuple(params["policies"]),
                               warmup_days=int(params["warmup_days"]),
                               sample_size=int(params["sample_size"]),
-                              shifts=list(params["shifts"]))
+                              shifts=list(params["shifts"] or []))
         return {"summary": result["summary"], "paths": result["paths"]}
 
     replay()

@@ -9,6 +9,11 @@ test, see docs/monitoring.md) run in the drift runtime (`@task.external_python`)
 labels) and per-feature KS tests in the platform. Settings come from `config/monitoring.yaml`;
 each Param below overrides one key for this run (empty = the file's value).
 
+Scheduled on the `flowguard_features` asset: each ingest run that materializes a day starts
+a run that checks that day (the day is in the asset event). Triggered by hand, the `day`
+Param picks the day (empty: the newest validated day). A day without validated flows, or no
+champion yet, **skips** the run with the reason instead of failing.
+
 Writes an HTML + JSON report (also logged to MLflow; linked from the `report` task). On drift
 it alerts; it triggers `flowguard_train` (reason, p-values and report in `conf`) only once per
 window and not again within the cooldown against the same champion.
@@ -16,11 +21,12 @@ window and not again within the cooldown against the same champion.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import Param, dag, task
+from airflow.sdk.exceptions import AirflowSkipException
 
 from flowguard.config import PROJECT_ROOT, get_settings
 from flowguard.dag_common import FEATURES, default_args
@@ -36,9 +42,9 @@ def _int(title: str, description: str, low: int, high: int) -> Param:
 
 @dag(
     dag_id="flowguard_monitor",
-    # Same daily interval as ingest: the run for [day, day+1) checks that day's flows. It
-    # starts when ingest does; `prepare` retries until the day's partition is materialized.
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    # Data-aware: a run per ingest run that materialized a day (the asset event names it),
+    # so nothing waits or retries for a partition that is not there yet.
+    schedule=[FEATURES],
     start_date=datetime(2017, 7, 3),
     catchup=False,
     max_active_runs=1,
@@ -46,6 +52,9 @@ def _int(title: str, description: str, low: int, high: int) -> Param:
     tags=["flowguard", "monitoring", "drift", "alibi-detect"],
     default_args=default_args(retries=2),
     params={
+        "day": Param(None, type=["null", "string"], format="date", title="Day to check",
+                     description="YYYY-MM-DD; empty = the day the triggering ingest run "
+                                 "materialized, else the newest validated day."),
         "sample_size": _int("Sample size", "Window flows per test", 10, 100000),
         "reference_size": _int("Reference size", "Reference rows (x_ref) per test", 10, 100000),
         "p_value": Param(None, type=["null", "number"], minimum=1e-6, maximum=0.5,
@@ -66,13 +75,29 @@ def _int(title: str, description: str, low: int, high: int) -> Param:
     },
 )
 def flowguard_monitor() -> None:
-    @task(inlets=[FEATURES], retries=6, retry_delay=timedelta(minutes=10))
-    def prepare(params=None, data_interval_start=None, data_interval_end=None,
-                run_id=None) -> dict:
-        from flowguard.pipeline import drift_runtime_args, prepare_monitoring
+    @task(inlets=[FEATURES])
+    def prepare(params=None, data_interval_start=None, data_interval_end=None, run_id=None,
+                triggering_asset_events=None) -> dict:
+        from datetime import timedelta
 
-        prepared = prepare_monitoring(str(data_interval_start), str(data_interval_end), run_id,
-                                      overrides=dict(params))
+        from flowguard.pipeline import (
+            NothingToDo,
+            drift_runtime_args,
+            monitoring_day,
+            prepare_monitoring,
+        )
+
+        events = [e.extra["day"] for evs in (triggering_asset_events or {}).values()
+                  for e in evs if (e.extra or {}).get("day")]
+        overrides = {k: v for k, v in params.items() if k != "day"}
+        try:
+            day = monitoring_day(params.get("day"), events, str(data_interval_start),
+                                 str(data_interval_end))
+            prepared = prepare_monitoring(f"{day}T00:00:00+00:00",
+                                          f"{day + timedelta(days=1)}T00:00:00+00:00", run_id,
+                                          overrides=overrides)
+        except NothingToDo as exc:
+            raise AirflowSkipException(str(exc)) from exc
         return {**prepared, "drift_args": drift_runtime_args(prepared)}
 
     @task.external_python(

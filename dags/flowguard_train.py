@@ -33,7 +33,9 @@ from flowguard.dag_common import default_args
     tags=["flowguard", "training", "mlflow", "xgboost"],
     default_args=default_args(retries=1),
     params={
-        "as_of": Param("", type="string", title="Train on data before",
+        # null admitted: the UI marks a typed field without "null" required, so an empty
+        # default would keep the Trigger button disabled.
+        "as_of": Param(None, type=["null", "string"], format="date", title="Train on data before",
                        description="ISO date (exclusive); empty = after the newest partition."),
         "window_days": Param(7, type="integer", minimum=1, maximum=90, title="Window (days)",
                              description="How many days of validated flows to train on."),
@@ -63,7 +65,8 @@ def flowguard_train() -> None:
         run_type = getattr(dag_run, "run_type", None)
         trigger = trigger_info(params["reason"], str(getattr(run_type, "value", run_type) or ""),
                                dict(getattr(dag_run, "conf", None) or {}))
-        lineage = {"dag_run_id": run_id, "trigger_reason": params["reason"],
+        lineage = {"run_name": f"train {built['days'][-1]} ({trigger['kind']})",
+                   "dag_run_id": run_id, "trigger_reason": params["reason"],
                    "trigger_kind": trigger["kind"], "trigger": trigger,
                    "feature_service": built["feature_service"],
                    "feature_service_version": built["feature_service_version"],
@@ -76,10 +79,10 @@ def flowguard_train() -> None:
         return train_model(built["path"], lineage, tuning)
 
     @task
-    def gate(trained: dict) -> dict:
+    def gate(trained: dict, run_id=None) -> dict:
         from flowguard.pipeline import promote_if_better
 
-        return promote_if_better(trained["version"])
+        return promote_if_better(trained["version"], run_id)
 
     gate(train(training_set()))
 

@@ -15,9 +15,10 @@ Training and monitoring read the versioned feature service, point-in-time, never
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, Project, ValueType
 from feast.types import Float64
 
 from flowguard.config import get_settings
@@ -31,7 +32,29 @@ from flowguard.features import (
 )
 from flowguard.schema import FEATURE_COLUMNS, HOST_FEATURES
 
+
+def _checked_home() -> None:
+    """Refuse a home that is unset or not spelled as its resolved path.
+
+    feature_store.yaml fills ``${FLOWGUARD_HOME}`` as text and Feast compares store paths as
+    text: ``feature_repo/../var/feast/online_store.db`` and ``var/feast/online_store.db`` are
+    the same file, yet ``feast apply`` takes the second spelling for a new store and drops
+    the online tables. Stopping here, while Feast imports this file, is before it plans.
+    """
+    home = os.environ.get("FLOWGUARD_HOME", "")
+    if not home or home != os.path.realpath(home):
+        raise SystemExit(
+            f"FLOWGUARD_HOME={home!r} is {'unset' if not home else 'not a resolved path'}: Feast "
+            "compares store paths as text and would drop the online store's tables. Run "
+            "`make feast-apply`, `flowguard feast apply`, or from feature_repo/: "
+            "FLOWGUARD_HOME=$(realpath ../var) feast apply --skip-source-validation")
+
+
+_checked_home()
 _LAKE = get_settings().lake_dir
+
+project = Project(name="flowguard", description="Network-flow intrusion features: validated "
+                  "CICFlowMeter flows and source-host activity (flowguard).")
 
 flow = Entity(
     name="flow",

@@ -133,14 +133,56 @@ def test_drift_alert_names_features_action_and_report(monkeypatch: pytest.Monkey
                 "mmd_p_value": 0.0, "classifier_p_value": 0.01, "prediction_p_value": None,
                 "top_features": ["dst_port", "flow_duration"],
                 "report_html": "/var/reports/drift/2017-07-07/drift_report.html"}
+    monkeypatch.setenv("FLOWGUARD_AIRFLOW_URL", "https://airflow.example.org/")
+    monkeypatch.setenv("FLOWGUARD_MLFLOW_URL", "https://mlflow.example.org")
+    decision.update(airflow_run_id="asset_triggered__2017-07-08T00:01:02+00:00",
+                    mlflow_run_id="abc123", mlflow_experiment_id="4")
     assert drift_alert(decision) == {"slack": "sent"}
     text = posts[0]["text"]
     assert "flowguard drift on 2017-07-07" in text and "not triggered: cooldown" in text
     assert "top drifted features: dst_port, flow_duration" in text
-    assert "mmd p=0, classifier p=0.01" in text and "drift_report.html" in text
+    assert "mmd p=0, classifier p=0.01" in text
+    # links through the configured base URLs, not the worker's file path
+    assert ("report: https://airflow.example.org/flowguard/reports/drift/2017-07-07/"
+            "drift_report.html") in text
+    assert ("airflow run: https://airflow.example.org/dags/flowguard_monitor/runs/"
+            "asset_triggered__2017-07-08T00%3A01%3A02%2B00%3A00") in text
+    assert "mlflow run: https://mlflow.example.org/#/experiments/4/runs/abc123" in text
+    assert "/var/reports" not in text
 
 
 def test_no_channel_configured_only_logs(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
     monkeypatch.delenv("AIRFLOW_CONN_FLOWGUARD_SLACK", raising=False)
     monkeypatch.delenv("AIRFLOW_CONN_FLOWGUARD_SMTP", raising=False)
     assert send_alert("subject", "body") == {}
+
+
+def test_task_failure_alert_names_dag_task_run_try_and_links_the_log(
+        monkeypatch: pytest.MonkeyPatch, webhook) -> None:
+    """The context Airflow hands an ``on_failure_callback``: its task instance and the error."""
+    from types import SimpleNamespace
+
+    from flowguard.alerts import task_failure_alert, validation_failure_alert
+
+    port, posts = webhook
+    _slack_on(monkeypatch, port)
+    monkeypatch.setenv("FLOWGUARD_AIRFLOW_URL", "https://airflow.example.org")
+    run_id = "scheduled__2017-07-04T00:00:00+00:00"
+    ti = SimpleNamespace(dag_id="flowguard_train", task_id="train", run_id=run_id,
+                         try_number=2, max_tries=1)
+    task_failure_alert({"ti": ti, "run_id": run_id, "exception": ValueError("empty holdout")})
+    subject, body = posts[0]["text"].split("\n", 1)
+    assert subject == "*flowguard task failed: flowguard_train.train (try 2 of 2)*"
+    assert f"dag: flowguard_train\ntask: train\nrun: {run_id}\ntry 2 of 2" in body
+    assert "error: empty holdout" in body
+    log = ("https://airflow.example.org/dags/flowguard_train/runs/"
+           "scheduled__2017-07-04T00%3A00%3A00%2B00%3A00/tasks/train?try_number=2")
+    assert f"log: {log}" in body
+
+    ti = SimpleNamespace(dag_id="flowguard_ingest", task_id="validate", run_id=run_id,
+                         try_number=1, max_tries=2)
+    validation_failure_alert({"ti": ti, "exception": RuntimeError("too many rejected")})
+    text = posts[1]["text"]
+    assert "flowguard validation failed: flowguard_ingest" in text and "try 1 of 3" in text
+    assert "data docs: https://airflow.example.org/flowguard/docs/index.html" in text
+    assert "/tasks/validate?try_number=1" in text

@@ -68,6 +68,23 @@ def _assert_lineage(home: Path) -> None:
     assert tags["lineage.feature_service"] == "flow_classifier_v1"
     assert tags["lineage.dag_run_id"].startswith("manual__")
     assert int(client.get_run(version.run_id).data.metrics["tuning_trials"]) == 2
+    # MLflow: the run's name says what it is; the experiment opens on its runs
+    run = client.get_run(version.run_id)
+    assert run.info.run_name == "train 2017-07-05 (test)"
+    kind = client.get_experiment(run.info.experiment_id).tags.get("mlflow.experimentKind")
+    assert kind == "custom_model_development"
+
+
+def _feature_event_days() -> list[str]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        extras = session.scalars(select(AssetEvent.extra).join(
+            AssetModel, AssetModel.id == AssetEvent.asset_id).where(
+            AssetModel.name == "flowguard_features")).all()
+    return sorted(e["day"] for e in extras)
 
 
 def test_ingest_train_monitor_chain(dags, chain_home: Path) -> None:
@@ -87,7 +104,12 @@ def test_ingest_train_monitor_chain(dags, chain_home: Path) -> None:
 
     run = ingest.test(logical_date=_day(7))
     assert run.state == "success", _states(run)
-    run = monitor.test(logical_date=_day(7))
+    # data-aware scheduling: the monitor runs on ingest's asset, whose events name the day
+    assert type(monitor.timetable).__name__ == "AssetTriggeredTimetable"
+    assert [a.name for a in monitor.timetable.asset_condition.objects] == ["flowguard_features"]
+    assert [a.name for a in ingest.get_task("materialize").outlets] == ["flowguard_features"]
+    assert _feature_event_days() == ["2017-07-03", "2017-07-04", "2017-07-05", "2017-07-07"]
+    run = monitor.test(run_conf={"day": "2017-07-07"})
     states = _states(run)
     assert run.state == "success", states
     assert states["alert_and_retrain"] == "success" and states["no_drift"] == "skipped", states
@@ -110,7 +132,7 @@ def test_ingest_train_monitor_chain(dags, chain_home: Path) -> None:
 
     # The same window again (dag.test starts another run for it): drift is reported and
     # alerted, but the ledger allows one trigger per window, so no second retraining run.
-    run = monitor.test(logical_date=_day(7))
+    run = monitor.test(run_conf={"day": "2017-07-07"})
     states = _states(run)
     assert run.state == "success", states
     assert states["alert_only"] == "success" and states["alert_and_retrain"] == "skipped", states
@@ -119,3 +141,55 @@ def test_ingest_train_monitor_chain(dags, chain_home: Path) -> None:
                 if r.run_id.startswith("drift__")]) == 1
     ledger = (chain_home / "reports" / "drift" / "triggers.json").read_text()
     assert ledger.count('"window"') == 1
+    _assert_extra_links(run.run_id)
+
+
+def _assert_extra_links(monitor_run_id: str) -> None:
+    """The plugin's links read the runs' own results (XCom) from the metadata database."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    from airflow.models import DagRun
+
+    spec = importlib.util.spec_from_file_location("flowguard_reports_links",
+                                                  PROJECT / "plugins" / "flowguard_reports.py")
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    key = SimpleNamespace(dag_id="flowguard_monitor", task_id="report", run_id=monitor_run_id)
+    assert plugin.DriftReportLink().get_link(None, ti_key=key) == (
+        "/flowguard/reports/drift/2017-07-07/drift_report.html")
+    train_run = next(r for r in DagRun.find(dag_id="flowguard_train")
+                     if r.run_id.startswith("manual__"))
+    for task in ("train", "gate"):
+        key = SimpleNamespace(dag_id="flowguard_train", task_id=task, run_id=train_run.run_id)
+        assert "/#/experiments/" in plugin.MlflowRunLink().get_link(None, ti_key=key), task
+    ingest_run = DagRun.find(dag_id="flowguard_ingest")[0]
+    key = SimpleNamespace(dag_id="flowguard_ingest", task_id="validate", run_id=ingest_run.run_id)
+    assert plugin.DataDocsLink().get_link(None, ti_key=key) == "/flowguard/docs/index.html"
+
+
+def test_a_day_without_data_is_skipped_not_failed(dags, chain_home: Path) -> None:
+    """What unpausing over the demo's state does: the scheduled ingest run for a day with no
+    landing file (Saturday), or whose weekday file holds 2017's flows (a later Tuesday), ends
+    at once with its tasks skipped and no asset event; the monitor for such a day skips."""
+    from flowguard.pipeline import NoDataForDay, WrongDayFiles, validate_interval
+
+    ingest, monitor = dags.dags["flowguard_ingest"], dags.dags["flowguard_monitor"]
+    events = _feature_event_days()
+    for day in (8, 10):  # Saturday 2017-07-08; Tuesday 2017-07-11
+        run = ingest.test(logical_date=_day(day))
+        states = _states(run)
+        assert run.state == "success", states
+        assert states["validate"] == states["materialize"] == "skipped", states
+    assert _feature_event_days() == events
+    assert not list(chain_home.glob("*/flows/date=2017-07-1[01]"))  # no empty partitions left
+    assert not list(chain_home.glob("*/flows/date=2017-07-08"))
+    with pytest.raises(NoDataForDay, match="no data for 2017-07-08: no landing file for "
+                                           "Saturday"):
+        validate_interval("2017-07-08T00:00:00+00:00", "2017-07-09T00:00:00+00:00", "x")
+    with pytest.raises(WrongDayFiles, match="no data for 2017-07-11: no landing row falls"):
+        validate_interval("2017-07-11T00:00:00+00:00", "2017-07-12T00:00:00+00:00", "y")
+    run = monitor.test(run_conf={"day": "2017-07-09"})
+    states = _states(run)
+    assert run.state == "success", states
+    assert states["prepare"] == "skipped" and states["trigger_retrain"] == "skipped", states

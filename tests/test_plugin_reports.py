@@ -23,6 +23,9 @@ def plugin(home: Path):
     (report / "drift_report.html").write_text("<h1>Drift report: window 2017-07-07</h1>")
     (report / "drift_report.json").write_text('{"window": "2017-07-07"}')
     (home / "secret.txt").write_text("no")
+    # the routes' login check is Airflow's own (tested for real in test_health_page.py);
+    # here it is lifted to test what each route serves
+    module.reports_app.dependency_overrides[module.LOGIN] = lambda: None
     return module
 
 
@@ -33,8 +36,8 @@ def test_airflow_registers_the_plugin() -> None:
                 if "flowguard" in k}
     apps, _ = plugins_manager.get_fastapi_plugins()
     assert any(a["url_prefix"] == "/flowguard" for a in apps)
-    links = [link.name for link in plugins_manager.get_global_operator_extra_links()]
-    assert "Drift report" in links
+    links = {link.name for link in plugins_manager.get_global_operator_extra_links()}
+    assert {"Drift report", "MLflow run", "Data docs"} <= links
 
 
 def test_app_serves_reports_and_nothing_else(plugin) -> None:
@@ -52,16 +55,48 @@ def test_app_serves_reports_and_nothing_else(plugin) -> None:
         assert client.get(bad).status_code == 404, bad
 
 
-def test_link_on_monitor_decision_tasks_only(plugin, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(plugin, "run_window", lambda dag_id, run_id: "2017-07-07")
-    link = plugin.DriftReportLink()
+def test_app_serves_the_data_docs_site_only(plugin, home: Path) -> None:
+    from fastapi.testclient import TestClient
 
-    def key(dag_id: str, task_id: str) -> SimpleNamespace:
-        return SimpleNamespace(dag_id=dag_id, task_id=task_id, run_id="scheduled__x")
+    site = home / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site"
+    (site / "validations").mkdir(parents=True)
+    (site / "index.html").write_text("<h1>Data docs</h1>")
+    (site / "validations" / "run.html").write_text("<p>one run</p>")
+    (site.parent / "secret.html").write_text("no")
+    client = TestClient(plugin.reports_app)
+    assert "Data docs" in client.get("/docs/index.html").text
+    assert client.get("/docs/validations/run.html").status_code == 200
+    for bad in ("/docs/../secret.html", "/docs/..%2Fsecret.html", "/docs/missing.html",
+                "/docs/%2E%2E/%2E%2E/%2E%2E/secret.txt"):
+        assert client.get(bad).status_code == 404, bad
 
-    assert link.get_link(None, ti_key=key("flowguard_monitor", "report")) == (
+
+def _key(dag_id: str, task_id: str) -> SimpleNamespace:
+    return SimpleNamespace(dag_id=dag_id, task_id=task_id, run_id="asset_triggered__x")
+
+
+def test_links_on_their_tasks_only(plugin, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which task shows which link; the XCom lookup itself runs for real in test_dag_runs."""
+    results = {"report": {"window": "2017-07-07"},
+               "train": {"run_id": "r1", "experiment_id": "3"}}
+    monkeypatch.setattr(plugin, "task_result", lambda ti_key, task_id: results.get(task_id))
+    monkeypatch.setenv("FLOWGUARD_MLFLOW_URL", "http://mlflow.example:5000")
+    drift, mlflow, docs = plugin.DriftReportLink(), plugin.MlflowRunLink(), plugin.DataDocsLink()
+    assert drift.get_link(None, ti_key=_key("flowguard_monitor", "report")) == (
         "/flowguard/reports/drift/2017-07-07/drift_report.html")
-    assert link.get_link(None, ti_key=key("flowguard_monitor", "prepare")) == ""
-    assert link.get_link(None, ti_key=key("flowguard_train", "report")) == ""
-    monkeypatch.setattr(plugin, "run_window", lambda dag_id, run_id: "2017-07-09")
-    assert link.get_link(None, ti_key=key("flowguard_monitor", "report")) == ""  # no report yet
+    for task in ("prepare", "decide", "alert_only", "trigger_retrain"):
+        assert drift.get_link(None, ti_key=_key("flowguard_monitor", task)) == "", task
+    assert drift.get_link(None, ti_key=_key("flowguard_train", "report")) == ""
+    url = "http://mlflow.example:5000/#/experiments/3/runs/r1"
+    assert mlflow.get_link(None, ti_key=_key("flowguard_train", "train")) == url
+    assert mlflow.get_link(None, ti_key=_key("flowguard_train", "gate")) == url
+    assert mlflow.get_link(None, ti_key=_key("flowguard_train", "training_set")) == ""
+    assert docs.get_link(None, ti_key=_key("flowguard_ingest", "validate")) == ""  # none yet
+    site = home / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site"
+    site.mkdir(parents=True)
+    (site / "index.html").write_text("<h1>Data docs</h1>")
+    assert docs.get_link(None, ti_key=_key("flowguard_ingest", "validate")) == (
+        "/flowguard/docs/index.html")
+    assert docs.get_link(None, ti_key=_key("flowguard_ingest", "materialize")) == ""
+    results["report"] = {"window": "2017-07-09"}
+    assert drift.get_link(None, ti_key=_key("flowguard_monitor", "report")) == ""  # no report

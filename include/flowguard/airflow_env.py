@@ -13,11 +13,69 @@ from pathlib import Path
 
 from flowguard.config import PROJECT_ROOT
 
+# Ports of the embedded profile, each a setting (environment variable, default).
+PORT_SETTINGS = {
+    "api": ("FLOWGUARD_AIRFLOW_PORT", 8080),  # api-server: UI, REST API, execution API
+    "worker log server": ("FLOWGUARD_WORKER_LOG_PORT", 8793),  # binds all interfaces
+    "triggerer log server": ("FLOWGUARD_TRIGGERER_LOG_PORT", 8794),  # binds all interfaces
+    "mlflow": ("FLOWGUARD_MLFLOW_PORT", 5000),  # `make mlflow`
+}
+
+
+class PortInUse(RuntimeError):
+    """A port the embedded profile needs is taken (another Airflow, often `make airflow`)."""
+
+
+def port_setting(name: str) -> int:
+    """The port of ``name`` (a key of :data:`PORT_SETTINGS`) from its environment variable."""
+    variable, default = PORT_SETTINGS[name]
+    value = os.environ.get(variable) or str(default)
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ValueError(f"{variable}={value!r} is not a port number (1-65535)")
+    return int(value)
+
+
+def airflow_ports(api_port: int | None = None) -> dict[str, int]:
+    """The ports ``airflow standalone`` listens on: the API's and the two log servers'."""
+    return {"api": api_port or port_setting("api"),
+            "worker log server": port_setting("worker log server"),
+            "triggerer log server": port_setting("triggerer log server")}
+
+
+def check_ports_free(ports: dict[str, int]) -> None:
+    """Raise :class:`PortInUse` naming every taken port and the setting that moves it.
+
+    Binds each port on all interfaces (the log servers bind there whatever the API's host),
+    so a server on 127.0.0.1 or 0.0.0.0 is found before Airflow starts and answers a health
+    check that was meant for ours.
+    """
+    import socket
+
+    taken = []
+    for name, port in ports.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # a closed connection's TIME_WAIT is no user; a listener still refuses the bind
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("0.0.0.0", port))  # noqa: S104 - probing, not serving
+            except OSError:
+                variable = PORT_SETTINGS[name][0]
+                taken.append(f"{port} ({name}; set {variable} to move it)")
+    if taken:
+        raise PortInUse(
+            "port(s) in use: " + ", ".join(taken) + ". Another Airflow may be running (`make "
+            "airflow` serves the demo's state on these ports): stop it, or pick free ports, "
+            "e.g. FLOWGUARD_AIRFLOW_PORT=8090 FLOWGUARD_WORKER_LOG_PORT=8893 "
+            "FLOWGUARD_TRIGGERER_LOG_PORT=8894 make demo")
+
 
 def airflow_environment(home: Path, port: int = 8080) -> dict[str, str]:
     """Variables for Airflow on SQLite under ``home/airflow`` with this project's DAGs."""
     airflow_home = home / "airflow"
+    ports = airflow_ports(port)
     return {
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(ports["worker log server"]),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(ports["triggerer log server"]),
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW_CONFIG": str(PROJECT_ROOT / "airflow.cfg"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),

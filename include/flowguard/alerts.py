@@ -132,37 +132,112 @@ def send_alert(subject: str, body: str) -> dict[str, str]:
                       "alert or `flush_spool`", channel, ATTEMPTS, error, path)
             outcome[channel] = f"spooled: {error}"
     log.warning("ALERT %s: %s (%s)", subject, body, outcome or "no channel configured")
+    _record(subject, outcome, folder.parent)
     return outcome
 
 
+def _record(subject: str, outcome: dict[str, str], folder: Path) -> None:
+    """Append the alert to ``alerts/sent.jsonl`` (the health page's "alerts sent")."""
+    folder.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"time": datetime.now(UTC).isoformat(timespec="seconds"),
+                       "subject": subject, "outcome": outcome or {"none": "no channel"}})
+    with open(folder / "sent.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+
+
+def sent_alerts(folder: Path | None = None) -> list[dict[str, Any]]:
+    """Every alert recorded by :func:`send_alert`, oldest first."""
+    path = (folder or spool_dir().parent) / "sent.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+# ---------------------------------------------------------------- links
+# Alerts are read away from the workers: every place they point to is a URL under the
+# configured base URLs (FLOWGUARD_AIRFLOW_URL, else Airflow's [api] base_url;
+# FLOWGUARD_MLFLOW_URL), never a worker's file path.
+
+
+def airflow_run_url(dag_id: str, run_id: str) -> str:
+    from urllib.parse import quote
+
+    from flowguard.config import get_settings
+
+    return f"{get_settings().airflow_url}/dags/{dag_id}/runs/{quote(run_id, safe='')}"
+
+
+def task_log_url(dag_id: str, run_id: str, task_id: str, try_number: int | None = None) -> str:
+    """The task instance's page in the Airflow UI, which opens on its log (of that try)."""
+    url = f"{airflow_run_url(dag_id, run_id)}/tasks/{task_id}"
+    return f"{url}?try_number={try_number}" if try_number else url
+
+
+def mlflow_run_url(experiment_id: str, run_id: str) -> str:
+    from flowguard.config import get_settings
+
+    return f"{get_settings().mlflow_url}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def report_url(window: str) -> str:
+    """The drift report as the Airflow plugin serves it (``/flowguard/reports/...``)."""
+    from flowguard.config import get_settings
+
+    return f"{get_settings().airflow_url}/flowguard/reports/drift/{window}/drift_report.html"
+
+
+def data_docs_url() -> str:
+    """The Great Expectations data docs as the Airflow plugin serves them."""
+    from flowguard.config import get_settings
+
+    return f"{get_settings().airflow_url}/flowguard/docs/index.html"
+
+
 def drift_alert(decision: dict[str, Any]) -> dict[str, str]:
-    """The monitoring DAG's alert: decision, action, p-values, top features, report."""
+    """The monitoring DAG's alert: decision, action, p-values, top features and links to the
+    report, the Airflow run and the MLflow run."""
     action = ("retraining triggered" if decision["retrain"]
               else f"retraining not triggered: {decision['why']}")
     p_values = ", ".join(f"{k.removesuffix('_p_value')} p={v:.3g}" for k, v in decision.items()
                          if k.endswith("_p_value") and v is not None)
-    body = (f"{decision['reason']}\n{action}\np-values: {p_values}\n"
-            f"top drifted features: {', '.join(decision.get('top_features', [])) or '-'}\n"
-            f"report: {decision['report_html']}")
-    return send_alert(f"flowguard drift on {decision['window']}", body)
+    lines = [decision["reason"], action, f"p-values: {p_values}",
+             f"top drifted features: {', '.join(decision.get('top_features', [])) or '-'}",
+             f"report: {report_url(decision['window'])}"]
+    if decision.get("airflow_run_id"):
+        lines.append(f"airflow run: {airflow_run_url('flowguard_monitor', decision['airflow_run_id'])}")
+    if decision.get("mlflow_run_id"):
+        lines.append(f"mlflow run: {mlflow_run_url(decision['mlflow_experiment_id'], decision['mlflow_run_id'])}")
+    return send_alert(f"flowguard drift on {decision['window']}", "\n".join(lines))
+
+
+def _ti_facts(context: dict[str, Any]) -> dict[str, Any]:
+    ti = context.get("task_instance") or context.get("ti")
+    dag_id = getattr(ti, "dag_id", None) or "?"
+    run_id = getattr(ti, "run_id", None) or context.get("run_id") or "?"
+    task_id = getattr(ti, "task_id", None) or "?"
+    try_number = getattr(ti, "try_number", None)
+    max_tries = getattr(ti, "max_tries", None)
+    tries = (f"try {try_number} of {max_tries + 1}" if try_number and max_tries is not None
+             else f"try {try_number or '?'}")
+    return {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "tries": tries,
+            "log": task_log_url(dag_id, run_id, task_id, try_number),
+            "run": airflow_run_url(dag_id, run_id), "error": context.get("exception")}
 
 
 def task_failure_alert(context: dict[str, Any]) -> None:
-    """``on_failure_callback``: name the DAG, task, run and error."""
-    ti = context.get("task_instance") or context.get("ti")
-    subject = f"flowguard task failed: {getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')}"
-    send_alert(subject, f"run {context.get('run_id')}: {context.get('exception')}")
+    """``on_failure_callback``: which DAG, task, run and try failed, the error, and links to
+    the task's log and the run."""
+    f = _ti_facts(context)
+    send_alert(f"flowguard task failed: {f['dag_id']}.{f['task_id']} ({f['tries']})",
+               f"dag: {f['dag_id']}\ntask: {f['task_id']}\nrun: {f['run_id']}\n{f['tries']}\n"
+               f"error: {f['error']}\nlog: {f['log']}\nairflow run: {f['run']}")
 
 
 def validation_failure_alert(context: dict[str, Any]) -> None:
     """``on_failure_callback`` of the ingest DAG's validation: the batch was unusable (no
-    rows, missing columns, too many rejected); names the run, the error and the data docs."""
-    from flowguard.config import get_settings
-
-    settings = get_settings()
-    ti = context.get("task_instance") or context.get("ti")
-    send_alert(f"flowguard validation failed: {getattr(ti, 'dag_id', '?')} "
-               f"{context.get('run_id')}",
-               f"error: {context.get('exception')}\n"
-               f"data docs: {settings.data_docs_index}\n"
-               f"quarantine: {settings.quarantine_dir / 'flows'}")
+    rows, missing columns, too many rejected); names the run and the error and links the
+    task's log, the data docs and the run."""
+    f = _ti_facts(context)
+    send_alert(f"flowguard validation failed: {f['dag_id']} {f['run_id']} ({f['tries']})",
+               f"error: {f['error']}\nlog: {f['log']}\ndata docs: {data_docs_url()}\n"
+               f"airflow run: {f['run']}")

@@ -1,4 +1,6 @@
-"""The ``flowguard`` command line: demo, synthetic data, validation, registry rollback."""
+"""The flowguard command line: the demo, synthetic data, validation without Airflow, online
+scoring, the registry's rollback, drift checks and backtests, and the Airflow and Feast CLIs
+over the embedded profile's state."""
 
 from __future__ import annotations
 
@@ -9,20 +11,54 @@ import os
 import sys
 from pathlib import Path
 
+EPILOG = """settings come from the environment: FLOWGUARD_HOME (state, default ./var),
+FLOWGUARD_LANDING_DIR, MLFLOW_TRACKING_URI, FLOWGUARD_AIRFLOW_PORT (8080),
+FLOWGUARD_WORKER_LOG_PORT (8793), FLOWGUARD_TRIGGERER_LOG_PORT (8794), FLOWGUARD_MLFLOW_PORT
+(5000), FLOWGUARD_AIRFLOW_URL / FLOWGUARD_MLFLOW_URL (links in alerts). `flowguard COMMAND
+--help` explains a command. Exit codes: 0 ok, 1 the command's negative outcome (failed files,
+drift), 2 bad input."""
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="flowguard", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the synthetic week through Airflow end to end")
-    demo.add_argument("--scale", type=float, default=float(os.environ.get("FLOWGUARD_DEMO_SCALE", 0.01)),
-                      help="share of the published CICIDS2017 row counts (1.0 = 2.8 M rows)")
-    demo.add_argument("--port", type=int, default=int(os.environ.get("FLOWGUARD_AIRFLOW_PORT", 8080)))
+
+def _version() -> str:
+    from flowguard import __version__
+
+    return f"flowguard {__version__}"
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name) or str(default)
+    if not value.isdigit():
+        raise SystemExit(f"flowguard: {name}={value!r} is not a whole number")
+    return int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and option, each with its help text (``flowguard --help``)."""
+    parser = argparse.ArgumentParser(
+        prog="flowguard", description=__doc__, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = sub.add_parser("demo", help="run the synthetic week through Airflow end to end",
+                          description="Wipe $FLOWGUARD_HOME's state, generate the synthetic "
+                          "week, start airflow standalone and drive ingest, train and monitor "
+                          "through the REST API; prints a summary.")
+    demo.add_argument("--scale", type=float,
+                      default=float(os.environ.get("FLOWGUARD_DEMO_SCALE", 0.01)),
+                      help="share of the published CICIDS2017 row counts (1.0 = 2.8 M rows; "
+                           "default $FLOWGUARD_DEMO_SCALE or 0.01)")
+    demo.add_argument("--port", type=int, default=_env_int("FLOWGUARD_AIRFLOW_PORT", 8080),
+                      help="Airflow API/UI port (default $FLOWGUARD_AIRFLOW_PORT or 8080); the "
+                           "log servers' ports are FLOWGUARD_WORKER_LOG_PORT and "
+                           "FLOWGUARD_TRIGGERER_LOG_PORT")
     gen = sub.add_parser("generate", help="write a synthetic CICIDS2017 week (published layout), "
-                         "built from the real flows under data/real")
-    gen.add_argument("out_dir", type=Path)
-    gen.add_argument("--scale", type=float, default=0.01)
-    gen.add_argument("--seed", type=int, default=7)
-    gen.add_argument("--quirk-rate", type=float, default=0.0)
+                         "built from real flows where the samples allow")
+    gen.add_argument("out_dir", type=Path, help="folder for the eight published file names")
+    gen.add_argument("--scale", type=float, default=0.01,
+                     help="share of the published row counts (default 0.01, ~28 k flows)")
+    gen.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    gen.add_argument("--quirk-rate", type=float, default=0.0,
+                     help="share of rows given the published files' defects (default 0)")
     gen.add_argument("--source", choices=("real", "parametric"), default="real",
                      help="real: classes with enough real rows drawn from them (data/real or "
                           "$FLOWGUARD_REAL_DIR; default); "
@@ -36,25 +72,50 @@ def main(argv: list[str] | None = None) -> int:
     val.add_argument("--out", type=Path, default=None,
                      help="output folder (default: $FLOWGUARD_HOME/validated)")
     val.add_argument("--chunk-rows", type=int, default=200_000,
-                     help="rows per chunk; peak memory follows it")
+                     help="rows per chunk; peak memory follows it (default 200000)")
     val.add_argument("--json", action="store_true", help="print one JSON object")
-    sub.add_parser("rollback", help="point the champion alias back at the previous champion")
+    rb = sub.add_parser("rollback", help="point the champion alias back at the previous "
+                        "champion, or at VERSION; idempotent")
+    rb.add_argument("version", nargs="?", default=None,
+                    help="model version to serve (default: the 'previous' alias); it must have "
+                         "passed the promotion gate")
     score = sub.add_parser("score", help="score flow records (JSON object or list) with the "
-                           "champion and online host features; prints JSON")
-    score.add_argument("input", nargs="?", default="-", help="JSON file, or - for stdin")
+                           "champion and online host features; prints JSON",
+                           description="Input: one flow record or a list, with the 77 "
+                           "CICFlowMeter statistics (canonical names or published CICIDS2017 "
+                           "headers), src_ip and optionally event_timestamp (ISO 8601). "
+                           "Example: examples/flow.json.")
+    score.add_argument("input", nargs="?", default="-",
+                       help="JSON file, or - for stdin (default -)")
+    feast = sub.add_parser(
+        "feast", help="the feast CLI on this profile's feature repo and stores (what `make "
+        "feast-apply` runs): FLOWGUARD_HOME resolved, as the DAGs spell it",
+        description="Runs `feast ARGS...` from the feature repo with FLOWGUARD_HOME set to its "
+        "resolved path (Feast compares store paths as text; another spelling of the same folder "
+        "would make `feast apply` drop the online store's tables). `apply` skips source "
+        "validation, as the DAG's apply does: Feast cannot validate the sources' glob paths.")
+    feast.add_argument("feast_args", nargs=argparse.REMAINDER, metavar="ARGS",
+                       help="arguments of the feast CLI, e.g. apply, feature-views list, "
+                            "materialize-incremental 2017-07-08T00:00:00")
     ui = sub.add_parser("airflow", help="serve Airflow (standalone) over the embedded profile's "
                         "state, e.g. what the demo left behind")
-    ui.add_argument("--port", type=int, default=int(os.environ.get("FLOWGUARD_AIRFLOW_PORT", 8080)))
+    ui.add_argument("--port", type=int, default=_env_int("FLOWGUARD_AIRFLOW_PORT", 8080),
+                    help="API/UI port (default $FLOWGUARD_AIRFLOW_PORT or 8080)")
     bt = sub.add_parser("backtest", help="replay a week day by day under the static, "
                         "drift-triggered and always-retrain policies; writes JSON/CSV/PNG/HTML")
     bt.add_argument("--landing", type=Path, default=None,
                     help="landing folder of daily CSVs (default: generate the synthetic week)")
-    bt.add_argument("--out", type=Path, default=Path("var/backtest"))
-    bt.add_argument("--scale", type=float, default=0.01)
-    bt.add_argument("--seed", type=int, default=7)
-    bt.add_argument("--policies", default="static,drift,always")
-    bt.add_argument("--warmup-days", type=int, default=2)
-    bt.add_argument("--sample-size", type=int, default=1000)
+    bt.add_argument("--out", type=Path, default=Path("var/backtest"),
+                    help="output folder (default var/backtest)")
+    bt.add_argument("--scale", type=float, default=0.01,
+                    help="synthetic week's share of the published counts (default 0.01)")
+    bt.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    bt.add_argument("--policies", default="static,drift,always",
+                    help="comma-separated policies to replay (default static,drift,always)")
+    bt.add_argument("--warmup-days", type=int, default=2,
+                    help="days the first model trains on (default 2)")
+    bt.add_argument("--sample-size", type=int, default=1000,
+                    help="window flows per drift test (default 1000)")
     bt.add_argument("--shift", action="append", default=[], metavar="KIND[:k=v,...]@DAY",
                     help="inject a controlled shift from DAY on, e.g. "
                          "byte_scale:factor=2@2017-07-05 or "
@@ -64,18 +125,69 @@ def main(argv: list[str] | None = None) -> int:
     drift = sub.add_parser("drift", help="the monitoring DAG's drift check on a reference file "
                            "and a current file (canonical .parquet or a landing .csv); exit 0 "
                            "no drift, 1 drift, 2 bad input")
-    drift.add_argument("reference", type=Path)
-    drift.add_argument("current", type=Path)
+    drift.add_argument("reference", type=Path, help="reference flows (.parquet or .csv)")
+    drift.add_argument("current", type=Path, help="current window's flows (.parquet or .csv)")
     drift.add_argument("--json", action="store_true", help="print the full result as JSON")
     drift.add_argument("--config", type=Path, help="monitoring config (default: "
                        "config/monitoring.yaml or $FLOWGUARD_MONITORING_CONFIG)")
-    drift.add_argument("--day", type=lambda v: __import__("datetime").date.fromisoformat(v),
-                       help="capture day of landing CSVs (YYYY-MM-DD)")
-    for key, kind in (("sample_size", int), ("reference_size", int), ("p_value", float),
-                      ("n_permutations", int), ("mmd_backend", str), ("policy", str),
-                      ("detectors", str), ("seed", int)):
+    drift.add_argument("--day", type=_iso_day, help="capture day of landing CSVs (YYYY-MM-DD)")
+    for key, kind, what in (
+            ("sample_size", int, "window flows per test"),
+            ("reference_size", int, "reference rows per test"),
+            ("p_value", float, "significance of each detector"),
+            ("n_permutations", int, "MMD permutation test size"),
+            ("mmd_backend", str, "fast or alibi"),
+            ("policy", str, "all (every voter flags) or any"),
+            ("detectors", str, "comma-separated voters: mmd, classifier, prediction, performance"),
+            ("seed", int, "random seed")):
         drift.add_argument(f"--{key.replace('_', '-')}", dest=key, type=kind,
-                           help="overrides the config file's value")
+                           help=f"{what} (overrides the config file's value)")
+    return parser
+
+
+def _iso_day(value: str):  # noqa: ANN202 - argparse type
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def read_flow_records(source: str) -> tuple[list[dict], bool]:
+    """The records of ``flowguard score``'s input, checked before any heavy import: a readable
+    file (or stdin), JSON, an object or a list of objects, each with valid fields. Returns the
+    records and whether the input was a list. Raises ``ValueError`` naming the problem."""
+    from flowguard.scoring import InvalidFlow, canonical_flow, flow_time
+
+    if source == "-":
+        text = sys.stdin.read()
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ValueError(f"{source}: no such file (give a JSON file, or - for stdin; "
+                             "example: examples/flow.json)")
+        text = path.read_text()
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{source}: not JSON ({exc.msg} at line {exc.lineno} column "
+                         f"{exc.colno})") from None
+    records = payload if isinstance(payload, list) else [payload]
+    if not records or not all(isinstance(r, dict) for r in records):
+        raise ValueError(f"{source}: expected a flow record (a JSON object) or a non-empty list "
+                         "of them")
+    for number, record in enumerate(records, 1):
+        try:
+            flow_time(canonical_flow(record))
+        except InvalidFlow as exc:
+            where = f" (record {number})" if isinstance(payload, list) else ""
+            raise ValueError(f"{source}{where}: {exc}") from None
+    return records, isinstance(payload, list)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -92,6 +204,14 @@ def main(argv: list[str] | None = None) -> int:
             print(path)
         return 0
     if args.command == "validate":
+        if not args.path.exists():
+            error = f"{args.path}: no such file or folder"
+            print(json.dumps({"error": error}) if args.json else f"flowguard validate: {error}",
+                  file=sys.stderr)
+            return 2
+        from flowguard.logs import quiet_library_logs
+
+        quiet_library_logs()
         from flowguard.batch import validate_path
         from flowguard.config import get_settings
         from flowguard.ingest import LandingError
@@ -106,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"error": str(exc)}) if args.json else f"error: {exc}",
                   file=sys.stderr)
             return 2
+        from flowguard.datadocs import make_offline
+
+        make_offline(Path(report["data_docs"]).parent)
         if args.json:
             print(json.dumps(report))
         else:
@@ -128,25 +251,27 @@ def main(argv: list[str] | None = None) -> int:
         from flowguard.pipeline import rollback_champion
 
         try:
-            print(json.dumps({"champion": rollback_champion()}))
+            print(json.dumps(rollback_champion(args.version)))
         except LookupError as exc:
             print(json.dumps({"error": str(exc)}), file=sys.stderr)
             return 2
         return 0
     if args.command == "score":
+        logging.getLogger().setLevel(logging.WARNING)
+        try:  # the input first: a bad record fails in a second, not after MLflow and Feast
+            records, many = read_flow_records(args.input)
+        except ValueError as exc:
+            print(json.dumps({"error": str(exc), "input": args.input}), file=sys.stderr)
+            return 2
         from flowguard.pipeline import score_records
         from flowguard.scoring import InvalidFlow
 
-        logging.getLogger().setLevel(logging.WARNING)
-        text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text()
         try:
-            payload = json.loads(text)
-            records = payload if isinstance(payload, list) else [payload]
             results = score_records(records)
-        except (json.JSONDecodeError, InvalidFlow, LookupError) as exc:
+        except (InvalidFlow, LookupError) as exc:
             print(json.dumps({"error": str(exc), "input": args.input}), file=sys.stderr)
             return 2
-        print(json.dumps(results if isinstance(payload, list) else results[0], indent=2))
+        print(json.dumps(results if many else results[0], indent=2))
         return 0
     if args.command == "backtest":
         from flowguard.backtest import ShiftSpec, run_backtest
@@ -158,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
                 ShiftSpec.parse(spec)
         except ShiftError as exc:
             print(f"flowguard backtest: {exc}", file=sys.stderr)
+            return 2
+        if args.landing is not None and not args.landing.is_dir():
+            print(f"flowguard backtest: --landing {args.landing}: no such folder", file=sys.stderr)
             return 2
         result = run_backtest(args.landing, args.out, scale=args.scale, seed=args.seed,
                               policies=tuple(args.policies.split(",")),
@@ -212,10 +340,32 @@ def main(argv: list[str] | None = None) -> int:
             for f in result["top_features"]:
                 print(f"  {f['feature']:<22} KS={f['ks']:.3f}  p={f['p_adjusted']:.3g}")
         return 1 if result["drift"] else 0
-    if args.command == "airflow":
-        from flowguard.airflow_env import airflow_process_env
+    if args.command == "feast":
         from flowguard.config import get_settings
 
+        settings = get_settings()
+        feast_args = list(args.feast_args) or ["--help"]
+        if feast_args[0] == "apply" and "--skip-source-validation" not in feast_args:
+            feast_args.append("--skip-source-validation")
+        (settings.home / "feast").mkdir(parents=True, exist_ok=True)
+        os.chdir(settings.feature_repo)
+        feast_bin = str(Path(sys.executable).parent / "feast")
+        os.execve(feast_bin, [feast_bin, *feast_args],
+                  {**os.environ, "FLOWGUARD_HOME": str(settings.home)})
+    if args.command == "airflow":
+        from flowguard.airflow_env import (
+            PortInUse,
+            airflow_ports,
+            airflow_process_env,
+            check_ports_free,
+        )
+        from flowguard.config import get_settings
+
+        try:
+            check_ports_free(airflow_ports(args.port))
+        except (PortInUse, ValueError) as exc:
+            print(f"flowguard airflow: {exc}", file=sys.stderr)
+            return 2
         env = airflow_process_env(get_settings().home, args.port)
         airflow = str(Path(sys.executable).parent / "airflow")
         os.execve(airflow, [airflow, "standalone"], env)

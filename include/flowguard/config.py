@@ -42,6 +42,9 @@ class Settings:
     # they look like benign traffic, and the release's authors advise not to train on them as
     # attacks (docs/data.md, "Attempted attacks").
     train_on_attempted: bool = False
+    # where people open the UIs: links in alerts (FLOWGUARD_AIRFLOW_URL, FLOWGUARD_MLFLOW_URL)
+    airflow_url: str = "http://127.0.0.1:8080"
+    mlflow_url: str = "http://127.0.0.1:5000"
 
     @property
     def flows_source(self) -> Path:
@@ -81,6 +84,11 @@ def get_settings() -> Settings:
         registry_lock_uri=os.environ.get("FLOWGUARD_REGISTRY_LOCK_URI") or mlflow_uri,
         train_on_attempted=os.environ.get("FLOWGUARD_TRAIN_ON_ATTEMPTED", "").strip().lower()
         in {"1", "true", "yes"},
+        airflow_url=(os.environ.get("FLOWGUARD_AIRFLOW_URL") or os.environ.get(
+            "AIRFLOW__API__BASE_URL") or "http://127.0.0.1:8080").rstrip("/"),
+        mlflow_url=(os.environ.get("FLOWGUARD_MLFLOW_URL") or
+                    f"http://127.0.0.1:{os.environ.get('FLOWGUARD_MLFLOW_PORT') or 5000}"
+                    ).rstrip("/"),
     )
 
 

@@ -23,7 +23,13 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from flowguard.airflow_env import airflow_process_env
+from flowguard.airflow_env import (
+    PortInUse,
+    airflow_ports,
+    airflow_process_env,
+    check_ports_free,
+    port_setting,
+)
 from flowguard.config import get_settings
 from flowguard.synth import WEEK_START, generate_week
 
@@ -158,9 +164,17 @@ class Demo:
         settings = get_settings()
         home = settings.home
         started = time.monotonic()
+        try:  # before anything is wiped or started
+            check_ports_free(airflow_ports(self.port))
+        except (PortInUse, ValueError) as exc:
+            say(f"FAILED before starting: {exc}")
+            return 1
         for name in STATE_DIRS:  # the demo starts from nothing, every time
             shutil.rmtree(home / name, ignore_errors=True)
-        env = airflow_process_env(home, self.port, AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False")
+        # The scheduler creates scheduled and asset-triggered runs ([scheduler] use_job_schedule
+        # must stay on: off, the monitor would never start). Unpaused, ingest also starts its
+        # cron run for yesterday, which finds no data in the 2017 week and skips at once.
+        env = airflow_process_env(home, self.port)
         os.environ.update({k: v for k, v in env.items() if k.startswith(("FLOWGUARD", "MLFLOW"))})
 
         say(f"generating the synthetic CICIDS2017 week from real flows (scale {self.scale}) into "
@@ -189,8 +203,12 @@ class Demo:
         return 1 if self.failed else 0
 
     def _drive(self, home: Path) -> None:
-        passwords = json.loads((home / "airflow" /
-                                "simple_auth_manager_passwords.json.generated").read_text())
+        password_file = home / "airflow" / "simple_auth_manager_passwords.json.generated"
+        if not password_file.is_file():
+            raise DemoFailed(f"Airflow answered on port {self.port} but wrote no {password_file}:"
+                             " is another server on that port? see "
+                             f"{home / 'airflow' / 'standalone.log'}")
+        passwords = json.loads(password_file.read_text())
         api = Api(f"http://127.0.0.1:{self.port}", "admin", passwords["admin"])
         deadline = time.monotonic() + 180
         while True:
@@ -203,7 +221,9 @@ class Demo:
             if time.monotonic() > deadline:
                 raise DemoFailed(f"DAGs not parsed after 180 s (have {sorted(dags)})")
             time.sleep(2)
-        for dag_id in (INGEST, TRAIN, MONITOR):
+        # The monitor stays paused until a champion exists: paused, it gets no asset events
+        # from the Monday-Wednesday ingests (unpaused, each would start a run that skips).
+        for dag_id in (INGEST, TRAIN):
             api.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
         days = [WEEK_START + timedelta(days=i) for i in range(5)]
@@ -213,12 +233,14 @@ class Demo:
         run_id = self.trigger(api, TRAIN, "demo__train__initial",
                               {"as_of": str(days[3]), "reason": "initial (demo)"})
         self.wait(api, TRAIN, run_id, "train (initial)")
+        api.call("PATCH", f"/dags/{MONITOR}", json={"is_paused": False})
+        say("monitor unpaused: each ingest run now starts one (scheduled on flowguard_features)")
         for day in days[3:]:
+            before = self._run_ids(api, MONITOR)
             self._ingest(api, day)
-        for day in days[3:]:
-            run_id = self.trigger(api, MONITOR, f"demo__monitor__{day}", day=day)
+            run_id = self._wait_for_new_run(api, MONITOR, before)
             state = self.wait(api, MONITOR, run_id, f"monitor {day:%a}")
-            if state != "success":
+            if state != "success" or self._task_state(api, MONITOR, run_id, "report") != "success":
                 continue
             decision = api.xcom(MONITOR, run_id, "report")
             self.monitors.append(decision)
@@ -233,6 +255,27 @@ class Demo:
         # date on a landing folder that only holds 2017's synthetic week.
         for dag_id in (INGEST, TRAIN, MONITOR):
             api.call("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+
+    @staticmethod
+    def _run_ids(api: Api, dag_id: str) -> set[str]:
+        runs = api.call("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
+        return {r["dag_run_id"] for r in runs}
+
+    @staticmethod
+    def _task_state(api: Api, dag_id: str, run_id: str, task_id: str) -> str | None:
+        return api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")["state"]
+
+    def _wait_for_new_run(self, api: Api, dag_id: str, before: set[str],
+                          timeout: float = 180) -> str:
+        """The run the scheduler starts for an asset event (the ingest run just finished)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            new = sorted(self._run_ids(api, dag_id) - before)
+            if new:
+                return new[0]
+            time.sleep(2)
+        raise DemoFailed(f"ingest updated flowguard_features but no {dag_id} run started "
+                         f"within {timeout:.0f} s")
 
     def _wait_for_run(self, api: Api, dag_id: str, run_id: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -279,7 +322,7 @@ class Demo:
         print("\nWhere to look:")
         print(f"  Airflow UI      make airflow, then http://127.0.0.1:{self.port}  (user admin,"
               f" password in {settings.home / 'airflow' / 'simple_auth_manager_passwords.json.generated'})")
-        print("  MLflow UI       make mlflow, then http://127.0.0.1:5000")
+        print(f"  MLflow UI       make mlflow, then http://127.0.0.1:{port_setting('mlflow')}")
         print(f"  Data docs       {settings.data_docs_index}")
         if self.monitors:
             print(f"  Drift reports   {Path(self.monitors[-1]['report_html']).parent.parent}")

@@ -213,11 +213,17 @@ def write_host_activity(valid: pd.DataFrame | None, root: Path, day: date,
 
 
 def get_store(repo_path: Path, home: Path) -> FeatureStore:
-    """A FeatureStore on ``repo_path``; ``FLOWGUARD_HOME`` fills the yaml's placeholders."""
+    """A FeatureStore on ``repo_path``; ``FLOWGUARD_HOME`` fills the yaml's placeholders.
+
+    ``home`` is resolved first: Feast compares store paths as text, so the same SQLite file
+    spelled two ways (``feature_repo/../var`` and ``var``) would count as a changed store and
+    ``apply`` would drop its tables (``feature_repo/definitions.py`` refuses such a home).
+    """
     from feast import FeatureStore
 
     from flowguard.config import feast_yaml
 
+    home = Path(home).resolve()
     os.environ["FLOWGUARD_HOME"] = str(home)  # the yaml's ${FLOWGUARD_HOME} placeholders
     (home / "feast").mkdir(parents=True, exist_ok=True)
     # The profile's yaml (FLOWGUARD_FEAST_YAML): SQLite files by default, PostgreSQL + Redis
@@ -226,22 +232,46 @@ def get_store(repo_path: Path, home: Path) -> FeatureStore:
 
 
 def apply_definitions(repo_path: Path, home: Path) -> list[str]:
-    """``feast apply`` in-process: register the repo's objects (idempotent)."""
-    from feast.repo_operations import apply_total
+    """``feast apply`` in-process: register the repo's objects; a no-op when nothing changed.
 
-    repo_path = repo_path.resolve()  # apply_total changes the working directory
+    Feast 0.67 counts a materialized view as changed on every apply (its equality compares
+    the registry's materialization intervals, which a declared view never has), so the
+    declared views get the registered intervals first: an unchanged repo then plans no
+    change at all, and a changed one keeps its materialization state as Feast's own update
+    does.
+    """
+    from feast import Project
+    from feast.repo_operations import apply_total_with_repo_instance, parse_repo
+
+    repo_path = repo_path.resolve()  # parsing the repo changes the working directory
     if str(repo_path) not in sys.path:  # feast imports definitions.py as a top-level module
         sys.path.insert(0, str(repo_path))
     sys.modules.pop("definitions", None)  # its source paths follow FLOWGUARD_HOME: re-read
     store = get_store(repo_path, home)
+    project = store.config.project
     cwd = Path.cwd()
     try:
-        apply_total(store.config, repo_path, skip_source_validation=True)
+        os.chdir(repo_path)
+        repo = parse_repo(repo_path)
+        if not repo.projects:
+            repo.projects.append(Project(name=project, description=""))
+        registered = {fv.name: fv for fv in store.registry.list_feature_views(
+            project, allow_cache=False)} if _project_exists(store, project) else {}
+        for view in repo.feature_views:
+            if view.name in registered:
+                view.materialization_intervals = list(
+                    registered[view.name].materialization_intervals)
+        apply_total_with_repo_instance(store, project, store.registry, repo,
+                                       skip_source_validation=True)
     finally:
         os.chdir(cwd)
     names = [fv.name for fv in store.list_feature_views(allow_cache=False)]
     log.info("feast apply: feature views %s", names)
     return names
+
+
+def _project_exists(store: FeatureStore, project: str) -> bool:
+    return any(p.name == project for p in store.registry.list_projects(allow_cache=False))
 
 
 def materialized_until(store: FeatureStore, view: str = HOST_VIEW) -> datetime | None:

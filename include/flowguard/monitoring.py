@@ -355,6 +355,15 @@ def retrain_decision(ledger: Path, window: str, champion_version: str, drift: bo
     return {"retrain": True, "why": "drift; no trigger for this window or within the cooldown"}
 
 
+def action_sentence(action: dict[str, Any]) -> str:
+    """What the run did, as one sentence: "Retraining triggered (...)." or "Retraining not
+    triggered: <why>." (the ledger's reason reads as a reason, not as a second decision)."""
+    why = str(action.get("why", "")).removeprefix("drift; ").strip()
+    if action.get("retrain"):
+        return f"Retraining triggered ({why})." if why else "Retraining triggered."
+    return f"Retraining not triggered: {why}." if why else "Retraining not triggered."
+
+
 def record_history(history: Path, entry: dict[str, Any]) -> list[dict[str, Any]]:
     """Add this run's p-values to the history (one entry per window, the latest run wins);
     return the history sorted by window."""
@@ -386,36 +395,12 @@ def _svg_hist(hist: dict[str, list[float]], width: int = 320, height: int = 90) 
             "</text></svg>")
 
 
-def _svg_history(history: list[dict[str, Any]], p_val: float, width: int = 560,
-                 height: int = 160) -> str:
-    series = [k for k in ("mmd", "classifier", "prediction")
-              if any(e.get(f"{k}_p_value") is not None for e in history)]
-    if not history or not series:
-        return "<p>No history yet.</p>"
-    floor = 1e-4
-    step = width / max(len(history) - 1, 1)
+def _history(history: list[dict[str, Any]], p_val: float) -> str:
+    """The p-value history, drawn by matplotlib as on the health page: p = 0 shows on the
+    floor as its own marker, detectors side by side (:func:`flowguard.health.draw_p_values`)."""
+    from flowguard.health import p_value_history_svg
 
-    def y(p: float) -> float:  # log scale from 1 (top) down to 1e-4 (bottom)
-        return height * min(-np.log10(max(p, floor)), 4) / 4
-
-    colors = {"mmd": "#1f77b4", "classifier": "#2ca02c", "prediction": "#9467bd"}
-    parts = [f'<line x1="0" x2="{width}" y1="{y(p_val):.1f}" y2="{y(p_val):.1f}" '
-             'stroke="#d62728" stroke-dasharray="4"/>']
-    for key in series:
-        pts = [(i * step, y(e[f"{key}_p_value"])) for i, e in enumerate(history)
-               if e.get(f"{key}_p_value") is not None]
-        parts.append(f'<polyline fill="none" stroke="{colors[key]}" stroke-width="2" points="'
-                     + " ".join(f"{x:.1f},{v:.1f}" for x, v in pts) + '"/>')
-        parts += [f'<circle cx="{x:.1f}" cy="{v:.1f}" r="3" fill="{colors[key]}"/>'
-                  for x, v in pts]
-    labels = "".join(f'<text x="{i * step:.1f}" y="{height + 14}" font-size="10" '
-                     f'text-anchor="middle">{html.escape(e["window"][5:])}</text>'
-                     for i, e in enumerate(history))
-    legend = " ".join(f'<span style="color:{colors[k]}">&#9632; {k}</span>' for k in series)
-    return (f'<svg width="{width + 20}" height="{height + 20}" role="img">'
-            f'<g transform="translate(10,0)">{"".join(parts)}{labels}</g></svg>'
-            f"<p>{legend} <span style=\"color:#d62728\">--- p = {p_val}</span> "
-            "(log scale, 1 at the top, 1e-4 at the bottom)</p>")
+    return p_value_history_svg(history, p_val)
 
 
 def write_report(report: dict[str, Any], out_dir: Path,
@@ -444,17 +429,18 @@ def write_report(report: dict[str, Any], out_dir: Path,
     mix = report["prediction_drift"]
     action = report.get("action", {})
     page = f"""<!doctype html><meta charset="utf-8"><title>Drift report {html.escape(report['window'])}</title>
-<style>body{{font-family:sans-serif;max-width:64em;margin:2em auto}}td,th{{padding:.2em .8em;border-bottom:1px solid #ddd;vertical-align:middle}}</style>
+<style>body{{font-family:sans-serif;max-width:64em;margin:2em auto;padding:0 1em}}td,th{{padding:.2em .8em;border-bottom:1px solid #ddd;vertical-align:middle}}
+pre{{white-space:pre-wrap;overflow-wrap:anywhere}}svg{{max-width:100%;height:auto}}</style>
 <h1>Drift report: window {html.escape(report['window'])}</h1>
 <p><b>Decision: {html.escape(report['decision'])}</b>.
-{html.escape(str(action.get('why', '')))}{' Retraining triggered.' if action.get('retrain') else ''}</p>
+{html.escape(action_sentence(action))}</p>
 <p>Champion v{html.escape(str(report['champion_version']))}; reference n={det['n_ref']}, window
 n={det['n_cur']} sampled from {report['n_window']} flows; policy <code>{html.escape(str(report.get('policy', '')))}</code>
 over {html.escape(', '.join(report.get('voters', [])))}.</p>
 <h2>Detectors (p-value threshold {det['p_val']})</h2>
 <table><tr><th>detector</th><th>p-value</th><th>result</th><th>seconds</th></tr>{rows}</table>
 <h2>p-value history</h2>
-{_svg_history(history or [], det['p_val'])}
+{_history(history or [], det['p_val'])}
 <h2>Top drifted features (KS, Bonferroni-adjusted p)</h2>
 <p>Distributions on the signed-log scale: <span style="color:#1f77b4">&#9632; reference</span>
 <span style="color:#d62728">&#9632; window</span>.</p>

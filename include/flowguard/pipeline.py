@@ -5,6 +5,7 @@ modules. The DAG files only wire these together.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -15,9 +16,29 @@ from typing import Any
 import pandas as pd
 
 from flowguard.config import Settings, get_settings
+from flowguard.logs import quiet_library_logs
 from flowguard.schema import as_utc
+from flowguard.validation import NoRowsInInterval
 
 log = logging.getLogger(__name__)
+
+
+class NothingToDo(Exception):  # noqa: N818 - a state, not an error: the DAG task skips
+    """The run has nothing to work on (no data for its day, no champion yet): the DAG task
+    is skipped with this message instead of failing and retrying."""
+
+
+class NoDataForDay(NothingToDo, LookupError):
+    """No landing data (or no validated partition) for the run's day."""
+
+
+class WrongDayFiles(NothingToDo, NoRowsInInterval):
+    """The day's landing files hold another day's flows (a landing folder with an old week:
+    after unpausing, the scheduled run for yesterday finds 2017's Tuesday file)."""
+
+
+class NoChampion(NothingToDo, LookupError):
+    """Nothing to monitor before a first model is promoted."""
 
 
 def _day(ts: str | datetime) -> date:
@@ -34,6 +55,7 @@ def _run_dir(root: Path, run_id: str) -> Path:
 
 
 def _mlflow(settings: Settings) -> Any:
+    quiet_library_logs()  # before MLflow draws a progress bar on stderr
     import mlflow
 
     (settings.home / "mlflow").mkdir(parents=True, exist_ok=True)
@@ -70,9 +92,11 @@ def validate_interval(start: str, end: str, run_name: str,
     """
     import shutil
 
+    quiet_library_logs()  # before great_expectations is imported
     import pyarrow.parquet as pq
 
     from flowguard.batch import ParquetSink, day_contract, validate_chunks
+    from flowguard.datadocs import make_offline
     from flowguard.features import (
         combine_host_partials,
         host_partials,
@@ -81,13 +105,16 @@ def validate_interval(start: str, end: str, run_name: str,
         valid_flows_frame,
         write_host_activity,
     )
-    from flowguard.ingest import CHUNK_ROWS, day_files, iter_day_chunks
+    from flowguard.ingest import CHUNK_ROWS, day_files, files_for_day, iter_day_chunks
     from flowguard.validation import build_data_docs, check_accounting, get_context
 
     settings = get_settings()
     started = time.perf_counter()
     day = _day(start)
-    # no landing file, or files of a dataset the model does not read: fail before any work
+    if not files_for_day(settings.landing_dir, day):  # before any work
+        raise NoDataForDay(f"no data for {day}: no landing file for {day:%A} in "
+                           f"{settings.landing_dir}")
+    # files of a dataset the model does not read: fail before any work
     contract = day_contract(day_files(settings.landing_dir, day))
     context = get_context(settings.gx_dir)
     stage_dir = _run_dir(settings.work_dir / "ingest", run_name)
@@ -111,6 +138,7 @@ def validate_interval(start: str, end: str, run_name: str,
         # Nothing is written unless every row is accounted for (valid or quarantined).
         check_accounting(tally.rows_in, stage.rows, quarantine.rows, f"ingest {day} (written)")
         build_data_docs(context)
+        make_offline(settings.data_docs_index.parent)
         stage.commit()
         now = datetime.now(UTC)  # after the validation results: see flowguard.lineage
         staged = pq.ParquetFile(stage.path)
@@ -123,9 +151,13 @@ def validate_interval(start: str, end: str, run_name: str,
                                          flows_root=settings.flows_source,
                                          partials=partials[0] if partials else None)
         quarantine_path = quarantine.commit()
-    except BaseException:
+    except BaseException as exc:
         for sink in (stage, valid, quarantine):
             sink.abort()
+            with contextlib.suppress(OSError):  # leave no empty date=<day> folder behind
+                sink.path.parent.rmdir()
+        if isinstance(exc, NoRowsInInterval):
+            raise WrongDayFiles(f"no data for {day}: {exc}") from exc
         raise
     finally:
         shutil.rmtree(stage_dir, ignore_errors=True)
@@ -222,24 +254,32 @@ def train_model(training_path: str, lineage: dict[str, Any],
                        description=f"run {result.run_id}: holdout macro-F1 "
                                    f"{result.metrics['macro_f1']:.4f}; see model_card.md")
     return {"run_id": result.run_id, "version": version,
+            "experiment_id": client.get_run(result.run_id).info.experiment_id,
             "macro_f1": result.metrics["macro_f1"], "accuracy": result.metrics["accuracy"],
             "log_loss": result.metrics.get("log_loss"), "classes": result.classes,
             "params": result.params, "tuning_trials": result.trials}
 
 
-def promote_if_better(version: str) -> dict[str, Any]:
-    """Gate the new version against the champion; move the aliases if it wins, else alert."""
-    from flowguard.alerts import send_alert
+def promote_if_better(version: str, airflow_run_id: str | None = None) -> dict[str, Any]:
+    """Gate the new version against the champion; move the aliases if it wins, else alert
+    (with links to the version's MLflow run and, from a DAG, the Airflow run)."""
+    from flowguard.alerts import airflow_run_url, mlflow_run_url, send_alert
     from flowguard.registry import gate_and_promote
 
     settings = get_settings()
-    decision = gate_and_promote(_mlflow(settings), settings.model_name, version, gate_policy(settings),
+    client = _mlflow(settings)
+    decision = gate_and_promote(client, settings.model_name, version, gate_policy(settings),
                                 lock_uri=settings.registry_lock_uri,
                                 lock_dir=settings.home / "locks").as_dict()
     if not decision["promoted"]:
+        run = client.get_run(client.get_model_version(settings.model_name, version).run_id)
+        links = f"\nmlflow run: {mlflow_run_url(run.info.experiment_id, run.info.run_id)}"
+        if airflow_run_id:
+            links += f"\nairflow run: {airflow_run_url('flowguard_train', airflow_run_id)}"
         decision["alert"] = send_alert(
             f"flowguard: model v{version} failed the promotion gate",
-            f"{decision['reason']}\nThe champion (v{decision['champion_version']}) is unchanged.")
+            f"{decision['reason']}\nThe champion (v{decision['champion_version']}) is unchanged."
+            + links)
     return decision
 
 
@@ -250,13 +290,14 @@ def gate_policy(settings: Settings) -> Any:
                       floor=settings.gate_floor)
 
 
-def rollback_champion() -> str:
-    """``champion`` back to ``previous`` under the registry lock; returns the new champion."""
-    from flowguard.registry import rollback
+def rollback_champion(version: str | None = None) -> dict[str, Any]:
+    """``champion`` back to ``previous`` (or to ``version``) under the registry lock;
+    idempotent. Returns champion, previous, whether it changed and what happened."""
+    from flowguard.registry import rollback_to
 
     settings = get_settings()
-    return rollback(_mlflow(settings), settings.model_name, lock_uri=settings.registry_lock_uri,
-                    lock_dir=settings.home / "locks")
+    return rollback_to(_mlflow(settings), settings.model_name, version,
+                       lock_uri=settings.registry_lock_uri, lock_dir=settings.home / "locks")
 
 
 # ---------------------------------------------------------------- monitor
@@ -267,7 +308,13 @@ def prepare_monitoring(start: str, end: str, run_id: str,
     """Reference vs window inputs for the drift runtime, plus prediction, performance and
     feature shift. Settings: ``config/monitoring.yaml`` with ``overrides`` (the run's Params)."""
 
-    from flowguard.features import FEATURE_SERVICE, entity_rows, get_store, monitoring_frames
+    from flowguard.features import (
+        FEATURE_SERVICE,
+        entity_rows,
+        get_store,
+        monitoring_frames,
+        partition_path,
+    )
     from flowguard.monitoring import (
         feature_shift,
         load_monitoring_config,
@@ -279,11 +326,16 @@ def prepare_monitoring(start: str, end: str, run_id: str,
     from flowguard.training import predict_labels
 
     settings = get_settings()
+    day_path = partition_path(settings.flows_source, _day(start))
+    if not day_path.exists():
+        raise NoDataForDay(f"no data for {_day(start)}: no validated flows at {day_path} "
+                           "(ingest has not run for that day, or found nothing)")
     config = load_monitoring_config(settings.monitoring_config, overrides)
     client = _mlflow(settings)
     version = champion_version(client, settings.model_name)
     if version is None:
-        raise LookupError(f"no '{settings.model_name}@champion' yet: run the training DAG first")
+        raise NoChampion(f"nothing to monitor on {_day(start)}: no "
+                         f"'{settings.model_name}@champion' yet (run flowguard_train first)")
     model_run = client.get_model_version(settings.model_name, version).run_id
     service = client.get_run(model_run).data.tags.get("lineage.feature_service", FEATURE_SERVICE)
     reference, current = monitoring_frames(
@@ -308,6 +360,25 @@ def prepare_monitoring(start: str, end: str, run_id: str,
         top_features=feature_shift(reference, current, top=config.top_features),
     )
     return prepared
+
+
+def monitoring_day(day: str | None, event_days: list[str], start: str | None,
+                   end: str | None) -> date:
+    """The day a monitoring run checks, first of: the ``day`` Param; the newest day of the
+    asset events that triggered the run (ingest's ``materialize`` puts its day in the event's
+    extra); the run's data interval when it spans time (a REST trigger that names one); the
+    newest validated day. Raises :class:`NoDataForDay` when there is none."""
+    if day:
+        return date.fromisoformat(str(day)[:10])
+    if event_days:
+        return max(date.fromisoformat(d) for d in event_days)
+    if start and end and start not in ("None", end) and pd.Timestamp(start) < pd.Timestamp(end):
+        return _day(start)
+    flows = get_settings().flows_source
+    days = sorted(p.name.split("=", 1)[1] for p in flows.glob("date=*") if p.is_dir())
+    if not days:
+        raise NoDataForDay(f"no data to monitor: no validated flows under {flows}")
+    return date.fromisoformat(days[-1])
 
 
 def drift_runtime_args(prepared: dict[str, Any]) -> dict[str, Any]:
@@ -355,7 +426,8 @@ def report_and_decide(prepared: dict[str, Any], detectors: dict[str, Any], run_i
     paths = write_report(report, drift_dir / prepared["window"], history)
     experiment = ensure_experiment("flowguard-monitoring",
                                    settings.home / "mlflow" / "artifacts" / "flowguard-monitoring")
-    with mlflow.start_run(experiment_id=experiment, run_name=f"drift {prepared['window']}"):
+    with mlflow.start_run(experiment_id=experiment,
+                          run_name=f"drift {prepared['window']}") as mlflow_run:
         mlflow.log_metrics({**{k: v for k, v in p_values.items() if v is not None},
                             "drift": float(drift), "retrain": float(action["retrain"])})
         mlflow.log_params({k: str(v) for k, v in config.items()})
@@ -367,6 +439,8 @@ def report_and_decide(prepared: dict[str, Any], detectors: dict[str, Any], run_i
     return {"drift": drift, "retrain": action["retrain"], "why": action["why"],
             "reason": reason, "report_html": paths["html"], "report_json": paths["json"],
             "window": prepared["window"], "top_features": top, **p_values,
+            "airflow_run_id": run_id, "mlflow_run_id": mlflow_run.info.run_id,
+            "mlflow_experiment_id": experiment,
             "conf": {"as_of": str(_day(prepared["window"]) + timedelta(days=1)),
                      "reason": f"drift on {prepared['window']}: {reason}; top features "
                                f"{', '.join(top[:3])}",

@@ -230,8 +230,11 @@ def compare(ours: dict[str, float], theirs: dict[str, float], rows: int, label: 
     lost = {cls: d for cls, d in drops.items() if d > policy.recall_margin}
     f1_ok = ours["macro_f1"] >= theirs["macro_f1"] - policy.tolerance
     worst = max(drops.items(), key=lambda kv: kv[1]) if drops else (None, 0.0)
+    # better at all (6 decimals: float noise is no improvement); see gate_and_promote
+    improved = round(ours["macro_f1"], 6) > round(theirs["macro_f1"], 6)
     return {"set": label, "rows": rows, "challenger_macro_f1": ours["macro_f1"],
             "champion_macro_f1": theirs["macro_f1"], "macro_f1_ok": f1_ok,
+            "improved": improved,
             "worst_recall_drop": {"class": worst[0], "drop": worst[1]},
             "recall_drops_over_margin": lost, "passed": f1_ok and not lost}
 
@@ -288,10 +291,16 @@ def gate_and_promote(client: MlflowClient, name: str, version: str,
                                       score(champ_model, champ_classes, frame), len(frame),
                                       f"frozen holdout (run {frozen[0][:8]})", policy))
             floor_ok = ours_newest["macro_f1"] >= policy.floor
-            promoted = floor_ok and all(c["passed"] for c in checks)
+            # The tolerance lets a challenger be slightly worse on one set; it must still be
+            # better on some set, or a tie (same data, same model) would replace the champion
+            # and push the real previous champion out of `previous`.
+            improved = any(c["improved"] for c in checks)
+            promoted = floor_ok and improved and all(c["passed"] for c in checks)
             reason = (f"challenger v{version} vs champion v{current}: "
                       + "; ".join(_describe(c, policy) for c in checks)
-                      + ("" if floor_ok else f"; below floor {policy.floor}"))
+                      + ("" if floor_ok else f"; below floor {policy.floor}")
+                      + ("" if improved else "; no better than the champion on any set "
+                         "(a tie does not replace it)"))
         decision = GateDecision(version, promoted, reason, ours_newest["macro_f1"], current,
                                 theirs_f1, checks, frozen[0] if frozen else None)
         client.set_model_version_tag(name, version, "gate", "passed" if promoted else "failed")
@@ -308,20 +317,71 @@ def gate_and_promote(client: MlflowClient, name: str, version: str,
     return decision
 
 
-def rollback(client: MlflowClient, name: str, *, lock_uri: str = "",
-             lock_dir: Path | None = None) -> str:
-    """Point ``champion`` back at ``previous`` (and ``previous`` at the demoted version)."""
+LAST_ROLLBACK_TAG = "last_rollback"
+
+
+def rollback_to(client: MlflowClient, name: str, version: str | None = None, *,
+                lock_uri: str = "", lock_dir: Path | None = None) -> dict[str, Any]:
+    """Make ``version`` (default: ``previous``) the champion; idempotent.
+
+    ``previous`` then names the demoted version (so ``rollback_to(<it>)`` undoes this), and
+    the registered model's ``last_rollback`` tag records the move: a second call without a
+    version finds the champion already rolled back and changes nothing (before, it swapped
+    the two back). A version must exist and have passed the gate. Returns the champion, the
+    previous version, whether anything changed and a sentence saying what happened.
+    Raises :class:`LookupError` naming what is missing.
+    """
+    import json
+
+    import mlflow
+
     lock_dir = lock_dir or Path(tempfile.gettempdir()) / "flowguard-locks"
     with promotion_lock(name, lock_uri, lock_dir):
         current = champion_version(client, name)
         prior = _alias(client, name, PREVIOUS)
-        if prior is None:
-            raise LookupError(f"{name!r} has no '{PREVIOUS}' version to roll back to")
-        client.set_registered_model_alias(name, CHAMPION, prior)
+        try:
+            last = json.loads(client.get_registered_model(name).tags.get(LAST_ROLLBACK_TAG)
+                              or "{}")
+        except mlflow.exceptions.MlflowException as exc:
+            raise LookupError(f"no registered model {name!r}: train one first") from exc
+        if version is None:
+            if current is not None and last.get("to") == current and last.get("from") == prior:
+                return {"champion": current, "previous": prior, "changed": False,
+                        "message": f"already rolled back from v{prior} to v{current}; "
+                                   f"`flowguard rollback {prior}` undoes it"}
+            if prior is None:
+                raise LookupError(f"{name!r} has no '{PREVIOUS}' version to roll back to "
+                                  "(name a version: flowguard rollback VERSION)")
+            target = prior
+        else:
+            target = str(version)
+            try:
+                gate = client.get_model_version(name, target).tags.get("gate")
+            except mlflow.exceptions.MlflowException as exc:
+                raise LookupError(f"{name!r} has no version {target}") from exc
+            if gate != "passed":
+                raise LookupError(f"{name!r} v{target} did not pass the promotion gate "
+                                  f"(gate: {gate or 'never run'}); only a version that "
+                                  "passed it can serve")
+            if target == current:
+                return {"champion": current, "previous": prior, "changed": False,
+                        "message": f"v{current} is already the champion"}
+        client.set_registered_model_alias(name, CHAMPION, target)
         if current is not None:
             client.set_registered_model_alias(name, PREVIOUS, current)
-    log.info("rolled back %s: champion v%s -> v%s", name, current, prior)
-    return prior
+            client.set_model_version_tag(name, current, "rolled_back",
+                                         f"demoted to v{target} by a rollback")
+        client.set_registered_model_tag(name, LAST_ROLLBACK_TAG,
+                                        json.dumps({"from": current, "to": target}))
+    log.info("rolled back %s: champion v%s -> v%s", name, current, target)
+    return {"champion": target, "previous": current, "changed": True,
+            "message": f"champion v{current} -> v{target}; previous is now v{current}"}
+
+
+def rollback(client: MlflowClient, name: str, *, lock_uri: str = "",
+             lock_dir: Path | None = None, version: str | None = None) -> str:
+    """:func:`rollback_to` returning only the champion's version."""
+    return rollback_to(client, name, version, lock_uri=lock_uri, lock_dir=lock_dir)["champion"]
 
 
 def summarise_versions(client: MlflowClient, name: str) -> list[dict[str, Any]]:

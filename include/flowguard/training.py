@@ -262,21 +262,28 @@ def dataset_input(frame: pd.DataFrame, source: str, name: str, digest: str) -> A
     return dataset
 
 
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+
+
 def ensure_experiment(name: str, artifact_root: Path) -> str:
     """Experiment id, creating it with an explicit artifact root (never ./mlruns)."""
     import mlflow
 
     experiment = mlflow.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    artifact_root.mkdir(parents=True, exist_ok=True)
-    try:
-        return mlflow.create_experiment(name, artifact_location=artifact_root.as_uri())
-    except mlflow.exceptions.MlflowException:  # created by a concurrent run meanwhile
+    if experiment is None:
+        artifact_root.mkdir(parents=True, exist_ok=True)
+        try:
+            mlflow.create_experiment(name, artifact_location=artifact_root.as_uri())
+        except mlflow.exceptions.MlflowException:  # created by a concurrent run meanwhile
+            pass
         experiment = mlflow.get_experiment_by_name(name)
         if experiment is None:
-            raise
-        return experiment.experiment_id
+            raise LookupError(f"MLflow experiment {name!r} could not be created")
+    # MLflow 3's UI opens an experiment without this tag on an empty GenAI page
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG,
+                                                 EXPERIMENT_KIND)
+    return experiment.experiment_id
 
 
 def sample_per_class(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
@@ -329,9 +336,13 @@ def tune(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], config: T
             score = metrics["macro_f1"]
             trial.set_user_attr("best_iteration", int(getattr(model, "best_iteration", 0) or 0))
             trial.set_user_attr("valid_log_loss", metrics["log_loss"])
+            seconds = time.perf_counter() - started
             mlflow.log_metrics({"valid_macro_f1": score, "valid_log_loss": metrics["log_loss"],
                                 "best_iteration": trial.user_attrs["best_iteration"],
-                                "seconds": time.perf_counter() - started})
+                                "seconds": seconds})
+        log.info("tuning trial %d: valid macro-F1 %.4f, log-loss %.4f, %d trees, %.1f s",
+                 trial.number, score, metrics["log_loss"], trial.user_attrs["best_iteration"],
+                 seconds)
         return score
 
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
@@ -364,17 +375,30 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
     tuning = tuning or TuningConfig()
     np.random.seed(seed)
     frame, attempted = training_rows(pd.read_parquet(training_set), include_attempted)
-    excluded, withheld = 0, {}
+    excluded, withheld, removed = 0, {}, frame.iloc[0:0]
     if exclude_uids is not None and len(exclude_uids):
         keep = ~frame["flow_uid"].isin(set(exclude_uids))
         excluded = int((~keep).sum())
         withheld = {str(k): int(v) for k, v in frame.loc[~keep, "label"].value_counts().items()}
+        removed = frame[~keep].reset_index(drop=True)
         frame = frame[keep].reset_index(drop=True)
     train, valid, test = time_aware_split(frame, withheld=withheld)
+    holdout_source = "newest flows of the window"
+    if not len(test):  # decided before the search, so a hopeless run costs nothing
+        if not len(removed):
+            raise ValueError(f"{training_set}: {len(frame)} flows leave no holdout (a class "
+                             "needs 5 flows for one): train on a wider window")
+        # A window that ends where the first champion's did (a retrain for an early day):
+        # the frozen holdout already took its newest flows, so they are what is left.
+        log.warning("no flow of this window is newer than the frozen holdout's: evaluating on "
+                    "the window's %d frozen-holdout flows (kept out of training) instead",
+                    len(removed))
+        test, holdout_source = removed, "frozen holdout (no newer flows in the window)"
     classes = sorted(frame["label"].unique())
     experiment_id = ensure_experiment(EXPERIMENT, artifact_root / EXPERIMENT)
     with mlflow.start_run(experiment_id=experiment_id,
-                          run_name=str(lineage.get("dag_run_id") or "train")) as run:
+                          run_name=str(lineage.get("run_name") or lineage.get("dag_run_id")
+                                       or "train")) as run:
         code = code_version()
         tags = {f"lineage.{k}": v if isinstance(v, str) else json.dumps(v, default=str)
                 for k, v in lineage.items()}
@@ -395,6 +419,7 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
                            "features": len(MODEL_FEATURES), "frozen_holdout_excluded": excluded,
                            "attempted_rows_excluded": sum(attempted.values()),
                            "split": "per-class time order 70/10/20",
+                           "holdout_source": holdout_source,
                            "class_weighting": "1/sqrt(freq)", "tuning_budget_s": tuning.budget_seconds,
                            "max_class_rows": tuning.max_class_rows,
                            "host_dropout": tuning.host_dropout,
