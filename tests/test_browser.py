@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from tests.test_health_page import state  # noqa: F401 - the fixture: days, drif
 pytestmark = pytest.mark.slow
 CHROMIUM = Path(os.environ.get("FLOWGUARD_CHROMIUM", "/usr/bin/chromium"))
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-PASSWORD = "browser-test-password"
+PASSWORD = secrets.token_urlsafe(16)  # a throwaway login for the test server, new each run
 
 
 def _need_browser() -> None:
