@@ -73,7 +73,8 @@ def flowguard_train() -> None:
                    "feature_service_features": built["feature_service_features"],
                    "training_days": ",".join(built["days"]), "training_set_digest": built["digest"],
                    "validation_result_ids": [v["id"] for v in built["validation_results"]],
-                   "validation_results": built["validation_results"]}
+                   "validation_results": built["validation_results"],
+                   "data_version": built.get("data_version")}
         tuning = {"budget_seconds": float(params["tuning_budget_seconds"]),
                   "max_trials": int(params["max_trials"])}
         return train_model(built["path"], lineage, tuning)

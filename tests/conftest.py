@@ -29,6 +29,9 @@ os.environ.update({
     "FEAST_USAGE": "False",
     "GX_ANALYTICS_ENABLED": "False",
     "OMP_NUM_THREADS": "2",
+    # DVC data versions cost a few seconds per ingest day and training run; the tests that
+    # are about them (tests/test_reproduce.py) turn them on
+    "FLOWGUARD_DVC": "off",
 })
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 

@@ -169,6 +169,9 @@ def validate_interval(start: str, end: str, run_name: str,
         "data_docs": str(settings.data_docs_index),
         "seconds": round(time.perf_counter() - started, 2),
     }
+    from flowguard.dataversion import record  # what this run read and wrote (DVC)
+
+    result["data_version"] = record(settings.home, settings.landing_dir)
     log.info("validated %s", result)
     return result
 
@@ -212,11 +215,14 @@ def build_training_set(as_of: str | None, window_days: int, run_id: str) -> dict
     Also returns the lineage of its inputs: the feature service (name, version, features)
     and the Great Expectations validation result behind each day's partition.
     """
+    from flowguard.dataversion import record
     from flowguard.features import FEATURE_SERVICE, entity_rows, get_store, historical_features
     from flowguard.lineage import frame_digest, validation_results_for_days
 
     settings = get_settings()
     days = training_days(settings, as_of, window_days)
+    # what this run reads, versioned before it reads it (flowguard reproduce checks it out)
+    data_version = record(settings.home, settings.landing_dir)
     entities = entity_rows(settings.flows_source, days)
     store = get_store(settings.feature_repo, settings.home)
     frame = historical_features(store, entities)
@@ -229,7 +235,7 @@ def build_training_set(as_of: str | None, window_days: int, run_id: str) -> dict
             "classes": frame["label"].value_counts().to_dict(), "digest": frame_digest(frame),
             "feature_service": FEATURE_SERVICE,
             "feature_service_version": FEATURE_SERVICE.rsplit("_", 1)[-1],
-            "feature_service_features": features,
+            "feature_service_features": features, "data_version": data_version,
             "validation_results": validation_results_for_days(settings.gx_dir,
                                                               settings.flows_source, days)}
 
@@ -246,6 +252,9 @@ def train_model(training_path: str, lineage: dict[str, Any],
     settings = get_settings()
     client = _mlflow(settings)
     frozen = frozen_holdout(client, settings.model_name)
+    # what `flowguard reproduce` needs beyond the run's params and data version
+    lineage = {**lineage, "frozen_holdout_run": frozen[0] if frozen else None,
+               "train_on_attempted": settings.train_on_attempted}
     result = train_and_log(Path(training_path), settings.home / "mlflow" / "artifacts",
                            settings.model_name, lineage, seed=seed, tuning=tuning_config(tuning),
                            exclude_uids=frozen[1]["flow_uid"] if frozen else None,

@@ -359,6 +359,49 @@ def tune(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], config: T
                                           "valid_macro_f1": float(best.value)}
 
 
+@dataclass
+class Splits:
+    """A training set's rows as a run uses them (:func:`prepare_splits`)."""
+
+    frame: pd.DataFrame  # the rows trained and evaluated on (frozen holdout removed)
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    attempted: dict[str, int]
+    excluded: int
+    holdout_source: str
+
+
+def prepare_splits(frame: pd.DataFrame, exclude_uids: pd.Series | None = None,
+                   include_attempted: bool = False, source: str = "training set") -> Splits:
+    """Rows to train on, the frozen holdout's flows removed, split in time order.
+
+    The one place a run's rows are chosen: :func:`train_and_log` and ``flowguard reproduce``
+    (:mod:`flowguard.reproduce`) both call it, so a reproduction uses the same rows.
+    """
+    frame, attempted = training_rows(frame, include_attempted)
+    excluded, withheld, removed = 0, {}, frame.iloc[0:0]
+    if exclude_uids is not None and len(exclude_uids):
+        keep = ~frame["flow_uid"].isin(set(exclude_uids))
+        excluded = int((~keep).sum())
+        withheld = {str(k): int(v) for k, v in frame.loc[~keep, "label"].value_counts().items()}
+        removed = frame[~keep].reset_index(drop=True)
+        frame = frame[keep].reset_index(drop=True)
+    train, valid, test = time_aware_split(frame, withheld=withheld)
+    holdout_source = "newest flows of the window"
+    if not len(test):  # decided before the search, so a hopeless run costs nothing
+        if not len(removed):
+            raise ValueError(f"{source}: {len(frame)} flows leave no holdout (a class "
+                             "needs 5 flows for one): train on a wider window")
+        # A window that ends where the first champion's did (a retrain for an early day):
+        # the frozen holdout already took its newest flows, so they are what is left.
+        log.warning("no flow of this window is newer than the frozen holdout's: evaluating on "
+                    "the window's %d frozen-holdout flows (kept out of training) instead",
+                    len(removed))
+        test, holdout_source = removed, "frozen holdout (no newer flows in the window)"
+    return Splits(frame, train, valid, test, attempted, excluded, holdout_source)
+
+
 def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
                   lineage: dict[str, Any], seed: int = 42, tuning: TuningConfig | None = None,
                   exclude_uids: pd.Series | None = None,
@@ -374,26 +417,10 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
 
     tuning = tuning or TuningConfig()
     np.random.seed(seed)
-    frame, attempted = training_rows(pd.read_parquet(training_set), include_attempted)
-    excluded, withheld, removed = 0, {}, frame.iloc[0:0]
-    if exclude_uids is not None and len(exclude_uids):
-        keep = ~frame["flow_uid"].isin(set(exclude_uids))
-        excluded = int((~keep).sum())
-        withheld = {str(k): int(v) for k, v in frame.loc[~keep, "label"].value_counts().items()}
-        removed = frame[~keep].reset_index(drop=True)
-        frame = frame[keep].reset_index(drop=True)
-    train, valid, test = time_aware_split(frame, withheld=withheld)
-    holdout_source = "newest flows of the window"
-    if not len(test):  # decided before the search, so a hopeless run costs nothing
-        if not len(removed):
-            raise ValueError(f"{training_set}: {len(frame)} flows leave no holdout (a class "
-                             "needs 5 flows for one): train on a wider window")
-        # A window that ends where the first champion's did (a retrain for an early day):
-        # the frozen holdout already took its newest flows, so they are what is left.
-        log.warning("no flow of this window is newer than the frozen holdout's: evaluating on "
-                    "the window's %d frozen-holdout flows (kept out of training) instead",
-                    len(removed))
-        test, holdout_source = removed, "frozen holdout (no newer flows in the window)"
+    splits = prepare_splits(pd.read_parquet(training_set), exclude_uids, include_attempted,
+                            str(training_set))
+    frame, train, valid, test = splits.frame, splits.train, splits.valid, splits.test
+    attempted, excluded, holdout_source = splits.attempted, splits.excluded, splits.holdout_source
     classes = sorted(frame["label"].unique())
     experiment_id = ensure_experiment(EXPERIMENT, artifact_root / EXPERIMENT)
     with mlflow.start_run(experiment_id=experiment_id,

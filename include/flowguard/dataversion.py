@@ -1,0 +1,189 @@
+"""Data versions with DVC: what an ingest run wrote and what a training run read.
+
+``FLOWGUARD_HOME`` is a DVC repository without Git (``dvc init --no-scm``). Three folders of
+it are tracked as DVC outputs: the landing files (when ``FLOWGUARD_LANDING_DIR`` lies inside
+the home; DVC 3 has no outputs outside its repository), the validated lake (flows and host
+windows, the Feast offline source) and the quarantine. A *data version* is the set of their
+DVC directory hashes (``<md5>.dir``), pushed to a DVC remote: ``FLOWGUARD_DVC_REMOTE`` (any
+DVC remote URL, such as ``s3://bucket/flowguard``; default a local folder,
+``$FLOWGUARD_HOME/dvc-remote``). The ingest DAG records the version after each day it
+writes; the training DAG records the version it built its training set from in the run's
+lineage (``lineage.data_version``), and :func:`checkout` brings that version back into any
+folder, which ``flowguard reproduce`` uses to retrain a registered model on its exact data.
+
+``FLOWGUARD_DVC``: ``auto`` (default: version when DVC is installed, else say why not and go
+on), ``on`` (a failure to version fails the task) or ``off``. Nothing about DVC is required
+for the embedded demo: with ``auto`` a failure is logged and recorded as the reason.
+
+Cost: DVC keeps a copy of each tracked file in its cache (``.dvc/cache``) and one in the
+remote; unchanged files are not hashed again (DVC's state database). Versioning a lake
+partition while another process rewrites it would record a mix; the ingest DAG writes one day
+at a time (``max_active_runs=1``) and every DVC call here holds ``locks/dvc.lock``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+REMOTE_NAME = "flowguard"
+LOCK_WAIT_SECONDS = 600.0
+
+
+class DataVersionError(RuntimeError):
+    """A DVC step failed; the message says which command and what DVC printed."""
+
+
+def mode() -> str:
+    value = (os.environ.get("FLOWGUARD_DVC") or "auto").strip().lower()
+    if value not in {"auto", "on", "off"}:
+        raise DataVersionError(f"FLOWGUARD_DVC={value!r}: use auto, on or off")
+    return value
+
+
+def remote_url(home: Path) -> str:
+    return os.environ.get("FLOWGUARD_DVC_REMOTE") or str(Path(home).resolve() / "dvc-remote")
+
+
+def available() -> bool:
+    return importlib.util.find_spec("dvc") is not None
+
+
+def _dvc(home: Path, *args: str) -> str:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "DVC_NO_UPDATER": "1"}
+    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=home, env=env,
+                          capture_output=True, text=True)
+    if done.returncode:
+        said = (done.stderr or done.stdout).strip().splitlines()
+        raise DataVersionError(f"`dvc {' '.join(args)}` in {home} failed "
+                               f"({done.returncode}): {' '.join(said[-3:]) or 'no output'}")
+    return done.stdout
+
+
+@contextlib.contextmanager
+def _locked(home: Path) -> Iterator[None]:
+    """One DVC operation at a time per home (ingest and training may overlap)."""
+    lock_dir = Path(home) / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / "dvc.lock", "w") as handle:
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise DataVersionError(
+                        f"{lock_dir / 'dvc.lock'} held for over {LOCK_WAIT_SECONDS:.0f} s by "
+                        "another flowguard process: is a DVC step stuck?") from None
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_repo(home: Path, remote: str) -> None:
+    """``dvc init --no-scm`` once, with ``remote`` as the default remote (kept up to date)."""
+    home = Path(home)
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / ".dvc").is_dir():
+        _dvc(home, "init", "--no-scm", "--quiet")
+        _dvc(home, "config", "core.analytics", "false")
+    _dvc(home, "remote", "add", "--default", "--force", REMOTE_NAME, remote)
+
+
+def tracked_folders(home: Path, landing_dir: Path | None = None) -> dict[str, Path]:
+    """The folders versioned in ``home`` that exist: lake, quarantine and landing (inside)."""
+    home = Path(home).resolve()
+    folders = {"lake": home / "lake", "quarantine": home / "quarantine"}
+    landing = Path(landing_dir).resolve() if landing_dir else home / "landing"
+    if landing.is_relative_to(home):
+        folders["landing"] = landing
+    return {name: path for name, path in folders.items() if path.is_dir()}
+
+
+def _out_hash(dvc_file: Path) -> str:
+    import yaml
+
+    outs = (yaml.safe_load(dvc_file.read_text()) or {}).get("outs") or []
+    if not outs or not outs[0].get("md5"):
+        raise DataVersionError(f"{dvc_file} names no output hash")
+    return str(outs[0]["md5"])
+
+
+def snapshot(home: Path, landing_dir: Path | None = None) -> dict[str, Any]:
+    """Version the tracked folders now: ``dvc add`` + ``dvc push``. Returns the version:
+    ``{"tool": "dvc", "remote": url, "outs": {relative path: "<md5>.dir"}, ...}``."""
+    home = Path(home).resolve()
+    remote = remote_url(home)
+    folders = tracked_folders(home, landing_dir)
+    if not folders:
+        raise DataVersionError(f"nothing to version in {home}: no lake, quarantine or landing "
+                               "folder yet (run ingest first)")
+    started = time.perf_counter()
+    with _locked(home):
+        ensure_repo(home, remote)
+        targets = [str(p.relative_to(home)) for p in folders.values()]
+        _dvc(home, "add", "--quiet", *targets)
+        _dvc(home, "push", "--quiet", *[f"{t}.dvc" for t in targets])
+        outs = {t: _out_hash(home / f"{t}.dvc") for t in targets}
+    version = {"tool": "dvc", "remote": remote, "outs": outs,
+               "seconds": round(time.perf_counter() - started, 2)}
+    log.info("data version %s (remote %s, %.1f s)", outs, remote, version["seconds"])
+    return version
+
+
+def record(home: Path, landing_dir: Path | None = None) -> dict[str, Any]:
+    """:func:`snapshot` as the DAGs call it: with ``FLOWGUARD_DVC=auto`` a missing DVC or a
+    failed step is logged and returned as ``{"skipped": reason}`` instead of failing the task."""
+    chosen = mode()
+    if chosen == "off":
+        return {"skipped": "FLOWGUARD_DVC=off"}
+    if not available():
+        if chosen == "on":
+            raise DataVersionError("FLOWGUARD_DVC=on but DVC is not installed in this runtime "
+                                   "(it is in requirements.txt: run scripts/bootstrap.sh)")
+        return {"skipped": "DVC is not installed in this runtime"}
+    try:
+        return snapshot(home, landing_dir)
+    except DataVersionError as exc:
+        if chosen == "on":
+            raise
+        log.warning("data not versioned (FLOWGUARD_DVC=auto): %s", exc)
+        return {"skipped": str(exc)}
+
+
+def checkout(version: dict[str, Any], dest: Path, remote: str | None = None) -> dict[str, Path]:
+    """Bring a recorded data version into ``dest`` (a new or scratch home) from its remote.
+
+    Writes one ``.dvc`` file per output with the recorded hash and runs ``dvc pull``; DVC
+    checks every file against its hash. Returns the folders written.
+    """
+    outs = (version or {}).get("outs") or {}
+    if not outs:
+        raise DataVersionError(f"no DVC outputs in the recorded data version {version!r}"
+                               + (f" ({version['skipped']})" if version.get("skipped") else ""))
+    dest = Path(dest).resolve()
+    with _locked(dest):
+        ensure_repo(dest, remote or version["remote"])
+        for path, digest in outs.items():
+            target = dest / path
+            if target.exists():
+                raise DataVersionError(f"{target} exists: check out into an empty folder")
+            (dest / f"{path}.dvc").parent.mkdir(parents=True, exist_ok=True)
+            (dest / f"{path}.dvc").write_text(
+                f"outs:\n- md5: {digest}\n  hash: md5\n  path: {Path(path).name}\n")
+        _dvc(dest, "pull", "--quiet", *[f"{p}.dvc" for p in outs])
+    return {path: dest / path for path in outs}
