@@ -106,6 +106,7 @@ def test_a_registered_model_is_reproduced_from_its_data_version(
                            str(trained["version"]), "--json"], capture_output=True, text=True,
                           cwd=PROJECT_ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.lstrip().startswith("{"), done.stdout[:2000]
     printed = json.loads(done.stdout)
     assert printed["reproduced"] and printed["training_set"]["identical"]
 

@@ -5,6 +5,7 @@ over the embedded profile's state."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -277,8 +278,9 @@ def main(argv: list[str] | None = None) -> int:
 
         quiet_library_logs()
         logging.getLogger().setLevel(logging.WARNING)
-        try:
-            result = reproduce(args.model, args.version, args.workdir)
+        try:  # what DVC and Feast print goes to stderr: stdout carries the result only
+            with contextlib.redirect_stdout(sys.stderr):
+                result = reproduce(args.model, args.version, args.workdir)
         except (ReproduceError, DataVersionError) as exc:
             print(json.dumps({"error": str(exc)}) if args.json
                   else f"flowguard reproduce: {exc}", file=sys.stderr)
