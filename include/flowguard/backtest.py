@@ -28,19 +28,18 @@ Spec grammar: ``KIND[:key=value[,key=value...]]@YYYY-MM-DD``; for ``class_mix`` 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
-import os
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from flowguard.config import environment
 
 log = logging.getLogger(__name__)
 
@@ -108,25 +107,6 @@ class DayRecord:
     train_seconds: float = 0.0
 
 
-@contextlib.contextmanager
-def _environment(**values: str | None) -> Iterator[None]:
-    """Set (or unset, for None) environment variables, restoring them afterwards."""
-    saved = {key: os.environ.get(key) for key in values}
-    try:
-        for key, value in values.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def landing_days(landing_dir: Path) -> list[date]:
     """The capture days that have landing files, in order (the CICIDS2017 week by default)."""
     from flowguard.ingest import files_for_day
@@ -190,7 +170,7 @@ def ingest_all(landing_dir: Path, data_home: Path) -> dict[str, float]:
     from flowguard.pipeline import validate_interval
 
     seconds = {}
-    with _environment(FLOWGUARD_HOME=str(data_home), FLOWGUARD_LANDING_DIR=str(landing_dir)):
+    with environment(FLOWGUARD_HOME=str(data_home), FLOWGUARD_LANDING_DIR=str(landing_dir)):
         for day in landing_days(landing_dir):
             started = time.perf_counter()
             validate_interval(day.isoformat(), (day + timedelta(days=1)).isoformat(),
@@ -309,7 +289,7 @@ def replay_policy(policy: str, data_home: Path, home: Path, days: list[date], *,
         raise ValueError(f"{len(days)} day(s) to replay: need more than the "
                          f"{warmup_days} warm-up day(s)")
     records: list[DayRecord] = []
-    with _environment(FLOWGUARD_HOME=str(home), MLFLOW_TRACKING_URI=None,
+    with environment(FLOWGUARD_HOME=str(home), MLFLOW_TRACKING_URI=None,
                       FLOWGUARD_MODEL_NAME=f"backtest-{policy}"):
         apply_feature_repo()
         for index, day in enumerate(days):

@@ -7,8 +7,10 @@ on import: call :func:`get_settings` inside a task.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +92,25 @@ def get_settings() -> Settings:
                     f"http://127.0.0.1:{os.environ.get('FLOWGUARD_MLFLOW_PORT') or 5000}"
                     ).rstrip("/"),
     )
+
+
+def _put_environment(values: dict[str, str | None]) -> None:
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@contextlib.contextmanager
+def environment(**values: str | None) -> Iterator[None]:
+    """Set (or unset, for None) environment variables for a block, restoring them after."""
+    saved = {key: os.environ.get(key) for key in values}
+    try:
+        _put_environment(values)
+        yield
+    finally:
+        _put_environment(saved)
 
 
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")

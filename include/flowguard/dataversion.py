@@ -24,7 +24,6 @@ at a time (``max_active_runs=1``) and every DVC call here holds ``locks/dvc.lock
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import importlib.util
 import logging
 import os
@@ -32,6 +31,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from flowguard.locks import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -73,24 +74,11 @@ def _failed(step: str, home: Path, exc: Exception) -> DataVersionError:
 @contextlib.contextmanager
 def _locked(home: Path) -> Iterator[None]:
     """One DVC operation at a time per home (ingest and training may overlap)."""
-    lock_dir = Path(home) / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / "dvc.lock", "w") as handle:
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise DataVersionError(
-                        f"{lock_dir / 'dvc.lock'} held for over {LOCK_WAIT_SECONDS:.0f} s by "
-                        "another flowguard process: is a DVC step stuck?") from None
-                time.sleep(0.5)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    path = Path(home) / "locks" / "dvc.lock"
+    with file_lock(path, LOCK_WAIT_SECONDS, lambda: DataVersionError(
+            f"{path} held for over {LOCK_WAIT_SECONDS:.0f} s by another flowguard process: is a "
+            "DVC step stuck?"), poll=0.5):
+        yield
 
 
 def ensure_repo(home: Path, remote: str) -> None:

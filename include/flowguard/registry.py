@@ -24,11 +24,9 @@ compared with the first's result, never with a stale champion.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from flowguard.evaluation import evaluate
+from flowguard.locks import file_lock
 from flowguard.training import predict_labels, predict_proba
 
 if TYPE_CHECKING:
@@ -122,24 +121,11 @@ def promotion_lock(name: str, lock_uri: str, lock_dir: Path, timeout: float = 60
         finally:
             engine.dispose()
         return
-    lock_dir.mkdir(parents=True, exist_ok=True)
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-    with open(lock_dir / f"registry-{safe}.lock", "a+") as handle:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise RegistryLockTimeout(
-                        f"registry lock {lock_dir}/registry-{safe}.lock held for more than "
-                        f"{timeout:.0f} s") from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    path = lock_dir / f"registry-{safe}.lock"
+    with file_lock(path, timeout, lambda: RegistryLockTimeout(
+            f"registry lock {path} held for more than {timeout:.0f} s")):
+        yield
 
 
 # ---------------------------------------------------------------- registry access

@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,22 +36,6 @@ METRICS = ("macro_f1", "accuracy", "log_loss")
 
 class ReproduceError(RuntimeError):
     """The version cannot be reproduced; the message says why and what to do."""
-
-
-@contextlib.contextmanager
-def _home(home: Path) -> Iterator[None]:
-    """``FLOWGUARD_HOME`` and the Feast profile pointed at ``home`` for the block."""
-    saved = {k: os.environ.get(k) for k in ("FLOWGUARD_HOME", "FLOWGUARD_FEAST_YAML")}
-    os.environ["FLOWGUARD_HOME"] = str(home)
-    os.environ["FLOWGUARD_FEAST_YAML"] = "feature_store.yaml"
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _run_record(client: Any, model_name: str, version: str) -> dict[str, Any]:
@@ -104,7 +86,7 @@ def reproduce(model_name: str, version: str, workdir: Path | None = None,
     """Check out the version's data, rebuild its training set, refit, compare the metrics."""
     from mlflow import MlflowClient
 
-    from flowguard.config import get_settings
+    from flowguard.config import environment, get_settings
     from flowguard.dataversion import checkout
     from flowguard.evaluation import evaluate
     from flowguard.features import (
@@ -136,7 +118,9 @@ def reproduce(model_name: str, version: str, workdir: Path | None = None,
         checkout(lineage["data_version"], scratch)
         days = [date.fromisoformat(d) for d in str(lineage["training_days"]).split(",")]
         # Feast prints what it applies: to stderr, so --json prints one JSON object
-        with _home(scratch), contextlib.redirect_stdout(sys.stderr):
+        # the embedded Feast profile in the scratch home: a production registry is never touched
+        with environment(FLOWGUARD_HOME=str(scratch), FLOWGUARD_FEAST_YAML="feature_store.yaml"), \
+                contextlib.redirect_stdout(sys.stderr):
             apply_definitions(settings.feature_repo, scratch)
             frame = historical_features(get_store(settings.feature_repo, scratch),
                                         entity_rows(scratch / "lake" / "flows", days))
