@@ -24,7 +24,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.conftest import PROJECT
+from tests.conftest import HANG_GUARD_S, PROJECT
 from tests.services import PG_HOST, PG_PORT, PG_USER, RedisDb, pg_query, production_environment
 
 COMPOSE = PROJECT / "docker-compose.yaml"
@@ -286,7 +286,7 @@ def test_postgres_init_script_creates_a_role_and_database_each() -> None:
            **{f"{n.upper()}_DB_PASSWORD": secrets.token_hex(8) for n in names}}
     try:
         done = subprocess.run(["bash", str(PROJECT / "deploy/postgres/init-databases.sh")],
-                              env=env, capture_output=True, text=True, timeout=60)
+                              env=env, capture_output=True, text=True, timeout=HANG_GUARD_S)
         assert done.returncode == 0, done.stderr
         for name in names:
             owner = pg_query("postgres", "SELECT pg_get_userbyid(datdba) FROM pg_database "
@@ -295,7 +295,7 @@ def test_postgres_init_script_creates_a_role_and_database_each() -> None:
         missing = {k: v for k, v in env.items() if k != f"{names[0].upper()}_DB_PASSWORD"}
         missing["FLOWGUARD_DATABASES"] = names[0]
         failed = subprocess.run(["bash", str(PROJECT / "deploy/postgres/init-databases.sh")],
-                                env=missing, capture_output=True, text=True, timeout=60)
+                                env=missing, capture_output=True, text=True, timeout=HANG_GUARD_S)
         assert failed.returncode != 0
         assert f"{names[0].upper()}_DB_PASSWORD must be set" in failed.stderr
     finally:

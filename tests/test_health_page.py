@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import HANG_GUARD_S
 from tests.test_features import MON, TUE, _ingest
 from tests.test_training_registry import _frame, _gate, _train
 
@@ -73,7 +74,7 @@ def _airflow_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     passwords.write_text(json.dumps({"admin": "health-test-password"}))
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords))
     airflow = str(Path(sys.executable).parent / "airflow")
-    subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True, timeout=900,
+    subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True, timeout=HANG_GUARD_S,
                    env=os.environ.copy())
     from airflow.api_fastapi.app import create_app
 
