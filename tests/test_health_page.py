@@ -91,7 +91,11 @@ def test_every_flowguard_route_is_behind_airflow_login(state, tmp_path: Path,
     (report / "drift_report.html").write_text("<h1>report</h1>")
     client = TestClient(_airflow_app(tmp_path, monkeypatch))
     routes = ("/flowguard/health", "/flowguard/reports/drift/2017-07-04/drift_report.html",
-              "/flowguard/docs/index.html")
+              "/flowguard/docs/index.html", "/flowguard/docs", "/flowguard/docs/oauth2-redirect",
+              "/flowguard/reports/drift/2017-07-04/drift_report.json")
+    # FastAPI's own docs and schema routes answer without login: they are switched off
+    for route in ("/flowguard/openapi.json", "/flowguard/redoc"):
+        assert client.get(route).status_code == 404, route
     for route in routes:
         assert client.get(route).status_code == 401, route
         assert client.get(route, headers={"Authorization": "Bearer forged"}).status_code in (
