@@ -50,8 +50,11 @@ def _utc(ts: str | datetime) -> datetime:
 
 
 def _run_dir(root: Path, run_id: str) -> Path:
-    """A per-run folder; Airflow run ids carry ':' and '+', which stay out of paths."""
-    return root / run_id.replace(":", "_").replace("+", "_")
+    """A per-run folder; Airflow run ids carry ':' and '+', which stay out of paths, and a
+    run id such as ``..`` is refused (:func:`flowguard.safepaths.confined`)."""
+    from flowguard.safepaths import confined
+
+    return confined(root, run_id)
 
 
 def _mlflow(settings: Settings) -> Any:
@@ -106,10 +109,12 @@ def validate_interval(start: str, end: str, run_name: str,
         write_host_activity,
     )
     from flowguard.ingest import CHUNK_ROWS, day_files, files_for_day, iter_day_chunks
+    from flowguard.safepaths import component
     from flowguard.validation import build_data_docs, check_accounting, get_context
 
     settings = get_settings()
     started = time.perf_counter()
+    run_name = component(run_name)  # GX files its results under the run name too
     day = _day(start)
     if not files_for_day(settings.landing_dir, day):  # before any work
         raise NoDataForDay(f"no data for {day}: no landing file for {day:%A} in "
