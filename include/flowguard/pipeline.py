@@ -100,6 +100,7 @@ def validate_interval(start: str, end: str, run_name: str,
 
     from flowguard.batch import ParquetSink, day_contract, validate_chunks
     from flowguard.datadocs import make_offline
+    from flowguard.daycommit import begin_day, commit_day
     from flowguard.features import (
         combine_host_partials,
         host_partials,
@@ -145,6 +146,7 @@ def validate_interval(start: str, end: str, run_name: str,
         build_data_docs(context)
         make_offline(settings.data_docs_index.parent)
         stage.commit()
+        begin_day(settings.flows_source, day, run_name)  # readers skip the day until commit
         now = datetime.now(UTC)  # after the validation results: see flowguard.lineage
         staged = pq.ParquetFile(stage.path)
         for group in range(staged.num_row_groups):
@@ -156,6 +158,7 @@ def validate_interval(start: str, end: str, run_name: str,
                                          flows_root=settings.flows_source,
                                          partials=partials[0] if partials else None)
         quarantine_path = quarantine.commit()
+        commit_day(settings.flows_source, day)
     except BaseException as exc:
         for sink in (stage, valid, quarantine):
             sink.abort()
@@ -202,9 +205,14 @@ def materialize_interval(start: str, end: str) -> dict[str, Any]:
 
 
 def training_days(settings: Settings, as_of: str | None, window_days: int) -> list[date]:
-    """Days with validated partitions in ``[as_of - window_days, as_of)``."""
-    available = sorted(date.fromisoformat(p.name.split("=", 1)[1])
-                       for p in settings.flows_source.glob("date=*") if p.is_dir())
+    """Days with validated partitions in ``[as_of - window_days, as_of)``, committed whole
+    (:mod:`flowguard.daycommit`)."""
+    from flowguard.daycommit import is_complete
+
+    available = sorted(day for day in (date.fromisoformat(p.name.split("=", 1)[1])
+                                       for p in settings.flows_source.glob("date=*")
+                                       if p.is_dir())
+                       if is_complete(settings.flows_source, day))
     if not available:
         raise FileNotFoundError(f"no validated flows under {settings.flows_source}: run ingest")
     end = date.fromisoformat(as_of) if as_of else available[-1] + timedelta(days=1)
