@@ -397,8 +397,10 @@ def quarantine_reason(parse_error: str, expectations: list[str], raw_label: obje
     parts = [f"parse: {parse_error}"] if parse_error else []
     names = [n for n in dict.fromkeys(expectations)
              if n != "expect_column_values_to_be_in_set(parse_error)"]
-    if "expect_column_values_to_be_in_set(label)" in names and raw_label is not None:
-        parts.append(f"unknown label {str(raw_label)[:60]!r}")
+    label_rules = {"expect_column_values_to_be_in_set(label)", f"{_NOT_NULL}label)"}
+    if label_rules & set(names) and isinstance(raw_label, str) and raw_label.strip():
+        # the label did not map onto the taxonomy: name it (the rule stays listed after it)
+        parts.insert(0, f"unknown label {raw_label.strip()[:60]!r}")
     missing = [n[len(_NOT_NULL):-1] for n in names if n.startswith(_NOT_NULL)]
     parts += [n for n in names if not n.startswith(_NOT_NULL)]
     if len(missing) > MAX_LISTED_COLUMNS:
