@@ -61,6 +61,9 @@ def _mlflow(settings: Settings) -> Any:
     quiet_library_logs()  # before MLflow draws a progress bar on stderr
     import mlflow
 
+    from flowguard.mlflow_store import install
+
+    install()  # a busy SQLite store is waited for, with a bound and a clear message
     (settings.home / "mlflow").mkdir(parents=True, exist_ok=True)
     # mlflow.set_*_uri also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into os.environ,
     # which get_settings() reads as configuration: a process that later points FLOWGUARD_HOME
