@@ -5,7 +5,7 @@ export FLOWGUARD_HOME ?= $(CURDIR)/var
 export MLFLOW_DISABLE_TELEMETRY := true
 export FEAST_USAGE := False
 
-.PHONY: runtimes demo test lint airflow mlflow feast-apply clean
+.PHONY: runtimes demo test lint audit airflow mlflow feast-apply clean
 
 runtimes:
 	@scripts/bootstrap.sh
@@ -18,6 +18,15 @@ test: runtimes
 
 lint: runtimes
 	.venv/bin/ruff check dags include plugins feature_repo tests
+
+# Dependency audit of both locks (scripts/audit.py): pip-audit in its own .venv-audit; prints
+# "audit skipped: <why>" and passes when no advisory database answers (offline, or a mirror
+# without advisories); fails on an advisory not accepted in config/audit-accepted.txt.
+audit:
+	@[ -x .venv-audit/bin/pip-audit ] || { python3 -m venv .venv-audit \
+	  && .venv-audit/bin/pip install --quiet --disable-pip-version-check "pip-audit==2.10.1"; } \
+	  || { echo "audit skipped: pip-audit could not be installed (no package index?)"; exit 0; }
+	.venv-audit/bin/python scripts/audit.py
 
 # Ports are settings: FLOWGUARD_AIRFLOW_PORT (8080), FLOWGUARD_WORKER_LOG_PORT (8793),
 # FLOWGUARD_TRIGGERER_LOG_PORT (8794), FLOWGUARD_MLFLOW_PORT (5000).

@@ -57,8 +57,9 @@ def report_file(window: str, name: str = "drift_report.html") -> Path | None:
         return None
     if name not in REPORT_FILES:
         return None
-    path = _reports_dir() / day.isoformat() / name
-    return path if path.is_file() else None
+    root = _reports_dir().resolve()
+    path = (root / day.isoformat() / name).resolve()  # a symlink out of the folder: refused
+    return path if path.is_relative_to(root) and path.is_file() else None
 
 
 def report_url(window: str) -> str:
@@ -129,7 +130,10 @@ class DataDocsLink(BaseOperatorLink):
 # Airflow's own check: a logged-in user (cookie or bearer token) who may read DAGs; 401/403
 # otherwise. Module-level so tests can name it.
 LOGIN = requires_access_dag("GET")
-reports_app = FastAPI(title="flowguard reports", dependencies=[Depends(LOGIN)])
+# No interactive API docs or schema: FastAPI serves those outside the app's dependencies,
+# that is without login (and its /docs would shadow the data docs' index).
+reports_app = FastAPI(title="flowguard reports", dependencies=[Depends(LOGIN)],
+                      docs_url=None, redoc_url=None, openapi_url=None)
 
 
 @reports_app.get("/health", response_class=HTMLResponse)

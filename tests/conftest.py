@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
+# Subprocess time limits are hang guards only, never a speed test: a machine at load 10 runs
+# a 60 s command for many minutes. Below pytest's per-test timeout (pyproject.toml, 3600 s).
+HANG_GUARD_S = 3000
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="flowguard-tests-"))
 
 os.environ.update({

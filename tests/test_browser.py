@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from flowguard.airflow_env import airflow_process_env
+from tests.conftest import HANG_GUARD_S
 from tests.test_health_page import state  # noqa: F401 - the fixture: days, drift, a model
 
 pytestmark = pytest.mark.slow
@@ -80,13 +81,13 @@ def api_server(state, synthetic_week: Path, tmp_path: Path):  # noqa: F811 - imp
                               AIRFLOW__API__WORKERS="1")
     airflow = str(Path(sys.executable).parent / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True,
-                   timeout=900)
+                   timeout=HANG_GUARD_S)
     log = (tmp_path / "api-server.log").open("wb")
     proc = subprocess.Popen([airflow, "api-server", "--port", str(port)], env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 600  # generous: only a bound on a broken start
+        deadline = time.monotonic() + 1200  # generous: only a bound on a broken start
         while True:
             assert proc.poll() is None, (tmp_path / "api-server.log").read_text()[-3000:]
             try:
@@ -115,7 +116,7 @@ def test_health_page_and_data_docs_in_a_real_browser(api_server) -> None:
     from playwright.sync_api import sync_playwright
 
     base, home = api_server
-    assert httpx.get(f"{base}/flowguard/health", timeout=30).status_code == 401
+    assert httpx.get(f"{base}/flowguard/health", timeout=300).status_code == 401
     assert httpx.get(f"{base}/flowguard/docs/index.html", timeout=30).status_code == 401
 
     errors: list[str] = []

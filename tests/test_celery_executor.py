@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import HANG_GUARD_S
 from tests.services import pg_databases, pg_query, production_environment, redis_db
 
 pytestmark = pytest.mark.slow
@@ -69,7 +70,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _stop(proc: subprocess.Popen, timeout: float = 60) -> int | None:
+def _stop(proc: subprocess.Popen, timeout: float = 300) -> int | None:
     """SIGTERM to the process we started (it shuts its children down), SIGKILL to the group
     it leads if it does not end in time; then nothing of that group is left behind."""
     if proc.poll() is None:
@@ -88,7 +89,7 @@ def _stop(proc: subprocess.Popen, timeout: float = 60) -> int | None:
     return proc.returncode
 
 
-def _wait_healthy(port: int, procs: dict, logs: dict, timeout: float = 240) -> None:
+def _wait_healthy(port: int, procs: dict, logs: dict, timeout: float = 1200) -> None:
     """Until the api-server answers its health endpoint (the task runner needs it)."""
     import urllib.request
 
@@ -139,7 +140,7 @@ def test_celery_worker_runs_a_task(tmp_path: Path) -> None:
 
         def cli(*args: str) -> str:
             done = subprocess.run([airflow, *args], env=env, capture_output=True, text=True,
-                                  timeout=300, cwd=tmp_path)
+                                  timeout=HANG_GUARD_S, cwd=tmp_path)
             assert done.returncode == 0, f"airflow {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
             return done.stdout
 
@@ -163,7 +164,7 @@ def test_celery_worker_runs_a_task(tmp_path: Path) -> None:
             run_id = f"celery_probe_{port}"
             cli("dags", "trigger", DAG_ID, "--run-id", run_id)
 
-            state, deadline = None, time.monotonic() + 420
+            state, deadline = None, time.monotonic() + 1500
             while time.monotonic() < deadline:
                 rows = pg_query(db, "SELECT state FROM dag_run WHERE run_id = %s", (run_id,))
                 state = rows[0][0] if rows else None
@@ -183,7 +184,7 @@ def test_celery_worker_runs_a_task(tmp_path: Path) -> None:
             assert procs["worker"].pid in probe["ancestors"], (procs["worker"].pid, probe)
             assert probe["home"] == str(tmp_path / "var")
             # The Celery task ends just after the task reported success through the API.
-            for _ in range(30):
+            for _ in range(600):  # a hang guard, not a speed limit
                 results = pg_query(db, "SELECT status FROM celery_taskmeta")
                 if results == [("SUCCESS",)]:
                     break

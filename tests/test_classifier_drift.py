@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT
+from tests.conftest import HANG_GUARD_S, PROJECT
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,7 @@ print(json.dumps({"rate": float((p < 0.05).mean()), "below_20": float((p < 0.2).
 def test_classifier_test_is_calibrated_and_detects_a_shift(tmp_path: Path,
                                                           drift_python: Path) -> None:
     done = subprocess.run([str(drift_python), "-c", NULL_AND_SHIFT, str(tmp_path)],
-                          capture_output=True, text=True, timeout=600, env={
+                          capture_output=True, text=True, timeout=HANG_GUARD_S, env={
                               "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
                               "PYTHONPATH": str(PROJECT / "include")})
     assert done.returncode == 0, done.stderr[-2000:]

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from flowguard.shifts import apply_shift, synthetic_rows
+from tests.conftest import HANG_GUARD_S
 
 pytestmark = pytest.mark.slow
 FLOWGUARD = str(Path(sys.executable).parent / "flowguard")
@@ -36,7 +37,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([FLOWGUARD, "drift", *args], capture_output=True, text=True,
-                          timeout=600)
+                          timeout=HANG_GUARD_S)
 
 
 def test_no_drift_then_drift(files: dict[str, Path], drift_python: Path) -> None:

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from flowguard.cli import build_parser, read_flow_records
-from tests.conftest import PROJECT
+from tests.conftest import HANG_GUARD_S, PROJECT
 
 HEAVY = ("mlflow", "feast", "xgboost", "great_expectations", "sklearn")
 
 
 def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "flowguard.cli", *args], input=stdin,
-                          capture_output=True, text=True, timeout=300, check=False)
+                          capture_output=True, text=True, timeout=HANG_GUARD_S, check=False)
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -54,7 +54,7 @@ def _score_without_heavy_imports(path: str) -> tuple[int, dict, list[str]]:
             "with contextlib.redirect_stderr(err): rc = main(['score', sys.argv[1]])\n"
             f"print(json.dumps([rc, err.getvalue(), [m for m in {HEAVY!r} if m in sys.modules]]))")
     out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True,
-                         timeout=300, check=True)
+                         timeout=HANG_GUARD_S, check=True)
     rc, err, heavy = json.loads(out.stdout.strip().splitlines()[-1])
     return rc, json.loads(err.strip().splitlines()[-1]), heavy
 

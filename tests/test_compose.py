@@ -24,7 +24,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.conftest import PROJECT
+from tests.conftest import HANG_GUARD_S, PROJECT
 from tests.services import PG_HOST, PG_PORT, PG_USER, RedisDb, pg_query, production_environment
 
 COMPOSE = PROJECT / "docker-compose.yaml"
@@ -286,7 +286,7 @@ def test_postgres_init_script_creates_a_role_and_database_each() -> None:
            **{f"{n.upper()}_DB_PASSWORD": secrets.token_hex(8) for n in names}}
     try:
         done = subprocess.run(["bash", str(PROJECT / "deploy/postgres/init-databases.sh")],
-                              env=env, capture_output=True, text=True, timeout=60)
+                              env=env, capture_output=True, text=True, timeout=HANG_GUARD_S)
         assert done.returncode == 0, done.stderr
         for name in names:
             owner = pg_query("postgres", "SELECT pg_get_userbyid(datdba) FROM pg_database "
@@ -295,7 +295,7 @@ def test_postgres_init_script_creates_a_role_and_database_each() -> None:
         missing = {k: v for k, v in env.items() if k != f"{names[0].upper()}_DB_PASSWORD"}
         missing["FLOWGUARD_DATABASES"] = names[0]
         failed = subprocess.run(["bash", str(PROJECT / "deploy/postgres/init-databases.sh")],
-                                env=missing, capture_output=True, text=True, timeout=60)
+                                env=missing, capture_output=True, text=True, timeout=HANG_GUARD_S)
         assert failed.returncode != 0
         assert f"{names[0].upper()}_DB_PASSWORD must be set" in failed.stderr
     finally:
@@ -304,3 +304,29 @@ def test_postgres_init_script_creates_a_role_and_database_each() -> None:
                 cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 cur.execute(f'DROP ROLE IF EXISTS "{name}"')
         admin.close()
+
+
+def test_mlflow_server_is_behind_basic_auth_with_credentials_from_env(raw: dict,
+                                                                     rendered: dict) -> None:
+    """Issue 19: without authentication any process on the network could move `champion`."""
+    import configparser
+
+    mlflow = rendered["services"]["mlflow"]
+    command = mlflow["command"]
+    assert command[command.index("--app-name") + 1] == "basic-auth"
+    env = raw["services"]["mlflow"]["environment"]
+    assert env["MLFLOW_AUTH_ADMIN_USERNAME"].startswith("${MLFLOW_ADMIN_USER:?")
+    assert env["MLFLOW_AUTH_ADMIN_PASSWORD"].startswith("${MLFLOW_ADMIN_PASSWORD:?")
+    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"].startswith("${MLFLOW_FLASK_SECRET_KEY:?")
+    common = raw["x-airflow-common"]["environment"]
+    assert common["MLFLOW_TRACKING_USERNAME"] == env["MLFLOW_AUTH_ADMIN_USERNAME"]
+    assert common["MLFLOW_TRACKING_PASSWORD"] == env["MLFLOW_AUTH_ADMIN_PASSWORD"]
+    ini = env["MLFLOW_AUTH_CONFIG_PATH"]
+    mounted = {m.split(":")[1]: m.split(":")[0] for m in raw["services"]["mlflow"]["volumes"]
+               if m.startswith("./")}
+    config = configparser.ConfigParser()
+    config.read(PROJECT / mounted[ini])
+    assert config["mlflow"]["authorization_function"].endswith("authenticate_request_basic_auth")
+    assert "admin_password" not in config["mlflow"]  # no credentials in the repo
+    # the image installs the auth app's extra (Flask-WTF) for the server
+    assert '"mlflow[auth]==' in DOCKERFILE.read_text()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from flowguard.airflow_env import PortInUse, airflow_environment, airflow_ports, check_ports_free
+from tests.conftest import HANG_GUARD_S
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def test_demo_stops_before_wiping_or_starting(busy_port: int, home: Path, capsys
 
 def test_flowguard_airflow_refuses_a_taken_port(busy_port: int, home: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "flowguard.cli", "airflow", "--port",
-                          str(busy_port)], capture_output=True, text=True, timeout=120,
+                          str(busy_port)], capture_output=True, text=True, timeout=HANG_GUARD_S,
                          check=False)
     assert out.returncode == 2, out.stderr[-2000:]
     assert f"port(s) in use: {busy_port} (api" in out.stderr and "Traceback" not in out.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT
+from tests.conftest import HANG_GUARD_S, PROJECT
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ print(json.dumps(out))
 
 def test_fast_mmd_equals_alibi_detect(tmp_path: Path, drift_python: Path) -> None:
     done = subprocess.run([str(drift_python), "-c", COMPARE, str(tmp_path)], capture_output=True,
-                          text=True, timeout=600, env={
+                          text=True, timeout=HANG_GUARD_S, env={
                               "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
                               "PYTHONPATH": str(PROJECT / "include")})
     assert done.returncode == 0, done.stderr[-2000:]
@@ -73,7 +73,7 @@ def test_unknown_detector_or_backend_fails_clearly(tmp_path: Path, drift_python:
             "    except ValueError as e:\n        print(e)\n")
     done = subprocess.run([str(drift_python), "-c", code], capture_output=True, text=True,
                           env={"PYTHONPATH": str(PROJECT / "include"), "PATH": "/usr/bin:/bin"},
-                          timeout=120)
+                          timeout=HANG_GUARD_S)
     assert "detectors must be a non-empty subset" in done.stdout
     assert "mmd_backend must be one of" in done.stdout
     assert "classifier_backend must be one of ('fast', 'alibi')" in done.stdout

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from flowguard.features import HOST_VIEW, apply_definitions, get_store, materialize
+from tests.conftest import HANG_GUARD_S
 from tests.test_features import MON, REPO, TUE, _ingest, _online
 
 pytestmark = pytest.mark.slow
@@ -37,7 +38,7 @@ def _online_tables(home: Path) -> list[str]:
 
 def _run(args: list[str], home_text: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "FLOWGUARD_HOME": home_text, "FEAST_USAGE": "False"}
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=HANG_GUARD_S,
                           check=False)
 
 

@@ -36,6 +36,7 @@ from flowguard.features import (
 )
 from flowguard.ingest import read_day
 from flowguard.schema import FEATURE_COLUMNS, HOST_FEATURES
+from tests.conftest import HANG_GUARD_S
 
 REPO = PROJECT_ROOT / "feature_repo"
 MON, TUE = date(2017, 7, 3), date(2017, 7, 4)
@@ -253,7 +254,7 @@ def test_feast_cli_apply_materialize_and_incremental_by_hand(home: Path,
 
     def run(*args: str) -> str:
         out = subprocess.run([feast, *args], cwd=REPO, env=env, capture_output=True, text=True,
-                             timeout=300, check=False)
+                             timeout=HANG_GUARD_S, check=False)
         assert out.returncode == 0, out.stdout[-1500:] + out.stderr[-3000:]
         return out.stdout
 

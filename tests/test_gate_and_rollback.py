@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from flowguard.registry import CHAMPION, PREVIOUS, GatePolicy, compare, frozen_holdout, rollback_to
+from tests.conftest import HANG_GUARD_S
 from tests.test_training_registry import _alias, _frame, _gate, _train
 
 pytestmark = pytest.mark.slow
@@ -80,6 +81,6 @@ def test_rollback_to_a_version_and_again_changes_nothing(home: Path, tmp_path: P
 
 def test_cli_rollback_names_a_missing_version(home: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "flowguard.cli", "rollback", "3"],
-                         capture_output=True, text=True, timeout=300, check=False)
+                         capture_output=True, text=True, timeout=HANG_GUARD_S, check=False)
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert "no registered model 'flow-classifier'" in json.loads(out.stderr.splitlines()[-1])["error"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import HANG_GUARD_S
 from tests.test_features import MON, TUE, _ingest
 from tests.test_training_registry import _frame, _gate, _train
 
@@ -73,7 +74,7 @@ def _airflow_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     passwords.write_text(json.dumps({"admin": "health-test-password"}))
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords))
     airflow = str(Path(sys.executable).parent / "airflow")
-    subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True, timeout=900,
+    subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True, timeout=HANG_GUARD_S,
                    env=os.environ.copy())
     from airflow.api_fastapi.app import create_app
 
@@ -90,7 +91,11 @@ def test_every_flowguard_route_is_behind_airflow_login(state, tmp_path: Path,
     (report / "drift_report.html").write_text("<h1>report</h1>")
     client = TestClient(_airflow_app(tmp_path, monkeypatch))
     routes = ("/flowguard/health", "/flowguard/reports/drift/2017-07-04/drift_report.html",
-              "/flowguard/docs/index.html")
+              "/flowguard/docs/index.html", "/flowguard/docs", "/flowguard/docs/oauth2-redirect",
+              "/flowguard/reports/drift/2017-07-04/drift_report.json")
+    # FastAPI's own docs and schema routes answer without login: they are switched off
+    for route in ("/flowguard/openapi.json", "/flowguard/redoc"):
+        assert client.get(route).status_code == 404, route
     for route in routes:
         assert client.get(route).status_code == 401, route
         assert client.get(route, headers={"Authorization": "Bearer forged"}).status_code in (

@@ -100,3 +100,36 @@ def test_day_rules_hold_over_the_day_not_per_chunk(
     with pytest.raises(BatchRejected, match=r"no landing row falls in .*Tuesday-WorkingHours"):
         validate_interval(*_interval(date(2017, 7, 11)), "run-wrong-day", chunk_rows=CHUNK)
     assert not list(home.rglob("*.parquet")) and not list(home.rglob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_a_day_is_committed_whole(home: Path, synthetic_week: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash between the day's partition writes (flows written, host windows not) leaves a
+    day that training does not treat as ingested; the rerun completes it (issue 19)."""
+    import flowguard.features as features
+    from flowguard.config import get_settings
+    from flowguard.features import entity_rows
+    from flowguard.pipeline import training_days, validate_interval
+
+    monkeypatch.setenv("FLOWGUARD_LANDING_DIR", str(synthetic_week))
+    settings = get_settings()
+    real = features.write_host_activity
+
+    def crash(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt("killed between the flows and the host windows")
+
+    monkeypatch.setattr(features, "write_host_activity", crash)
+    with pytest.raises(KeyboardInterrupt):
+        validate_interval(*_interval(MON), "run-killed", chunk_rows=CHUNK)
+    assert (settings.flows_source / f"date={MON}" / "part-0.parquet").exists()
+    assert (settings.flows_source / f"date={MON}" / "_INCOMPLETE").exists()
+    with pytest.raises(FileNotFoundError):
+        training_days(settings, None, 7)
+    with pytest.raises(FileNotFoundError):
+        entity_rows(settings.flows_source, [MON])
+    monkeypatch.setattr(features, "write_host_activity", real)
+    validate_interval(*_interval(MON), "run-retry", chunk_rows=CHUNK)
+    assert not (settings.flows_source / f"date={MON}" / "_INCOMPLETE").exists()
+    assert training_days(settings, None, 7) == [MON]
+    assert len(entity_rows(settings.flows_source, [MON])) > 0

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import HANG_GUARD_S
+
 pytestmark = pytest.mark.slow
 
 GX = """
@@ -44,7 +46,7 @@ def _stderr(code: str, quiet: bool, *args: str) -> str:
     env = {k: v for k, v in os.environ.items()
            if k not in ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "MLFLOW_CONFIGURE_LOGGING")}
     out = subprocess.run([sys.executable, "-c", code.replace("QUIET", str(quiet)), *args],
-                         capture_output=True, text=True, timeout=600, check=True,
+                         capture_output=True, text=True, timeout=HANG_GUARD_S, check=True,
                          env={**env, "MLFLOW_DISABLE_TELEMETRY": "true"})
     return out.stderr
 

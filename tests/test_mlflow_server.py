@@ -58,7 +58,7 @@ def mlflow_server(backend_uri: str, artifacts: Path, log: Path) -> Iterator[str]
                                                              "MLFLOW_DISABLE_TELEMETRY": "true"})
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 900
         while True:
             assert proc.poll() is None, log.read_text()[-3000:]
             try:

@@ -110,7 +110,7 @@ def test_detectors_in_the_drift_runtime(tmp_path: Path, drift_python: Path) -> N
             "json.loads(sys.argv[1])]))")
     pairs = json.dumps([[a["ref_path"], a["cur_path"]], [b["ref_path"], b["cur_path"]]])
     out = subprocess.run([str(drift_python), "-c", code, pairs], capture_output=True, text=True,
-                         env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}, timeout=600)
+                         env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}, timeout=HANG_GUARD_S)
     assert out.returncode == 0, out.stderr[-2000:]
     same_result, shifted_result = json.loads(out.stdout.strip().splitlines()[-1])
     assert not same_result["mmd"]["is_drift"] and not same_result["classifier"]["is_drift"]
@@ -132,7 +132,7 @@ from flowguard.monitoring import (  # noqa: E402
     record_history,
     retrain_decision,
 )
-from tests.conftest import PROJECT  # noqa: E402
+from tests.conftest import HANG_GUARD_S, PROJECT  # noqa: E402
 
 
 def test_committed_config_is_the_documented_default() -> None:

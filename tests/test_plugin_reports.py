@@ -100,3 +100,32 @@ def test_links_on_their_tasks_only(plugin, home: Path, monkeypatch: pytest.Monke
     assert docs.get_link(None, ti_key=_key("flowguard_ingest", "materialize")) == ""
     results["report"] = {"window": "2017-07-09"}
     assert drift.get_link(None, ti_key=_key("flowguard_monitor", "report")) == ""  # no report
+
+
+def test_every_route_requires_the_login(plugin) -> None:
+    """Each route of the app carries Airflow's login dependency, and FastAPI's own docs and
+    schema routes (served outside an app's dependencies) are off; the 401 itself is tested
+    against Airflow's real app in test_health_page.py."""
+    from fastapi.routing import APIRoute
+
+    app = plugin.reports_app
+    assert app.docs_url is None and app.redoc_url is None and app.openapi_url is None
+    routes = [r for r in app.routes if isinstance(r, APIRoute)]
+    assert routes and len(routes) == len(app.routes)
+    for route in routes:
+        assert any(d.call is plugin.LOGIN for d in route.dependant.dependencies), route.path
+
+
+def test_report_route_does_not_follow_symlinks_out(plugin, home: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    outside = home / "secret.txt"
+    day = home / "reports" / "drift" / "2017-07-06"
+    day.mkdir(parents=True)
+    (day / "drift_report.html").symlink_to(outside)
+    (home / "reports" / "drift" / "2017-07-05").symlink_to(home)
+    client = TestClient(plugin.reports_app)
+    assert client.get("/reports/drift/2017-07-06/drift_report.html").status_code == 404
+    (home / "drift_report.html").write_text("outside")
+    assert client.get("/reports/drift/2017-07-05/drift_report.html").status_code == 404
+    assert client.get("/reports/drift/2017-07-07/drift_report.html").status_code == 200

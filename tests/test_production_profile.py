@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import PROJECT
+from tests.conftest import HANG_GUARD_S, PROJECT
 from tests.services import pg_databases, pg_query, production_environment, redis_db
 
 pytestmark = pytest.mark.slow
@@ -42,12 +42,12 @@ def production_run(tmp_path_factory: pytest.TempPathFactory, synthetic_week: Pat
                "AIRFLOW_HOME": str(home / "airflow")}
         airflow = Path(sys.executable).parent / "airflow"
         migrate = subprocess.run([str(airflow), "db", "migrate"], env=env, cwd=home,
-                                 capture_output=True, text=True, timeout=600)
+                                 capture_output=True, text=True, timeout=HANG_GUARD_S)
         assert migrate.returncode == 0, _tail(migrate.stdout + migrate.stderr)
         out = home / "chain.json"
         chain = subprocess.run([sys.executable, "-m", "tests.production_chain", str(out)],
                                env={**env, "PYTHONPATH": str(PROJECT)}, cwd=PROJECT,
-                               capture_output=True, text=True, timeout=840)
+                               capture_output=True, text=True, timeout=HANG_GUARD_S)
         result = json.loads(out.read_text()) if out.exists() else {}
         assert chain.returncode == 0, (json.dumps(result.get("runs"), indent=1)
                                        + "\n" + _tail(chain.stdout + chain.stderr, 120))

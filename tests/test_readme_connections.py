@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT
+from tests.conftest import HANG_GUARD_S, PROJECT
 
 README = (PROJECT / "README.md").read_text()
 SECTION = README[README.index("## Alerts: Slack and email"):README.index("## Production profile")]
@@ -46,14 +46,14 @@ def test_connections_add_commands_store_both(tmp_path: Path) -> None:
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"),
            "AIRFLOW_CONFIG": str(PROJECT / "airflow.cfg")}
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True,
-                   timeout=600)
+                   timeout=HANG_GUARD_S)
     for command in commands:
         assert command[0] == ".venv/bin/airflow"
         subprocess.run([airflow, *command[1:]], env=env, check=True, capture_output=True,
-                       timeout=300)
+                       timeout=HANG_GUARD_S)
     for conn_id, kind in (("flowguard_slack", "slackwebhook"), ("flowguard_smtp", "smtp")):
         out = subprocess.run([airflow, "connections", "get", conn_id, "-o", "json"], env=env,
-                             check=True, capture_output=True, text=True, timeout=300)
+                             check=True, capture_output=True, text=True, timeout=HANG_GUARD_S)
         stored = json.loads(out.stdout)
         stored = stored[0] if isinstance(stored, list) else stored
         assert stored["conn_type"] == kind, stored

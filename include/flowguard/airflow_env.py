@@ -10,8 +10,12 @@ import os
 import secrets
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flowguard.config import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # Ports of the embedded profile, each a setting (environment variable, default).
 PORT_SETTINGS = {
@@ -85,6 +89,8 @@ def airflow_environment(home: Path, port: int = 8080) -> dict[str, str]:
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret(airflow_home),
+        # connection secrets (a Slack token, an SMTP password) are stored encrypted
+        "AIRFLOW__CORE__FERNET_KEY": fernet_key(airflow_home),
         "FLOWGUARD_HOME": str(home),
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "FEAST_USAGE": "False",
@@ -101,12 +107,47 @@ def airflow_process_env(home: Path, port: int = 8080, **extra: str) -> dict[str,
             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
+# Files under AIRFLOW_HOME that hold secrets: the metadata database (connections, variables),
+# the generated admin password and standalone's log (which prints that password).
+PRIVATE_FILES = ("airflow.db", "simple_auth_manager_passwords.json.generated", "standalone.log",
+                 "jwt_secret", "fernet_key")
+
+
+def secure_airflow_home(airflow_home: Path) -> None:
+    """AIRFLOW_HOME owner-only (0700), and its secret-bearing files 0600: Airflow creates them
+    with the process umask (world-readable), the folder's mode keeps other users out."""
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    airflow_home.chmod(0o700)
+    for name in PRIVATE_FILES:
+        path = airflow_home / name
+        if path.is_file() and not path.is_symlink():
+            path.chmod(0o600)
+
+
+def _private_secret(path: Path, make: Callable[[], str]) -> str:
+    """A per-home random secret kept in a 0600 file (created on first use, never committed)."""
+    if not path.exists():
+        secure_airflow_home(path.parent)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # created by a concurrent process meanwhile
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(make())
+    return path.read_text().strip()
+
+
 def jwt_secret(airflow_home: Path) -> str:
     """A per-home random JWT secret, kept in a 0600 file (created on first use)."""
-    path = airflow_home / "jwt_secret"
-    if not path.exists():
-        airflow_home.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
+    secure_airflow_home(airflow_home)
+    return _private_secret(airflow_home / "jwt_secret", lambda: secrets.token_urlsafe(48))
+
+
+def fernet_key(airflow_home: Path) -> str:
+    """A per-home Fernet key (32 random bytes, url-safe base64), kept in a 0600 file created
+    on first run: the committed airflow.cfg leaves ``fernet_key`` empty, which would store
+    connection passwords in clear. Losing the file makes the stored secrets unreadable."""
+    import base64
+
+    return _private_secret(airflow_home / "fernet_key",
+                           lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())

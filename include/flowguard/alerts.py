@@ -2,22 +2,41 @@
 
 Channels are optional and configured only by connections (``flowguard_slack`` of type
 ``slackwebhook``; ``flowguard_smtp`` of type ``smtp`` with ``extra.to``). A channel that is
-not configured is skipped with a log line. A channel that fails is retried (``ATTEMPTS``
-times with a short backoff); if it still fails, the alert is written to a spool folder
-(``$FLOWGUARD_HOME/alerts/spool``, one JSON file per channel and alert) and logged at ERROR,
-and the task that raised it goes on. Every later alert first re-sends the spool, oldest
-first, so an alert is delivered once the channel is back, never lost silently.
+not configured is skipped with a log line.
+
+Delivery is at least once, bounded in time, safe with concurrent tasks, and never raises
+into the pipeline:
+
+* the alert is written to the spool (``$FLOWGUARD_HOME/alerts/spool``, one JSON file per
+  channel and alert, written under a temporary name and renamed) *before* the first attempt,
+  so a process that ends mid-send leaves it for the next one; it is removed only once sent;
+* each alert carries an id (``alert id: ...`` in the text), so a receiver can drop the
+  duplicate that a crash between sending and removing can cause;
+* every call to a channel is bounded (:data:`CALL_TIMEOUT_SECONDS`, also when the library
+  waits longer: the call runs in a daemon thread), a channel that fails is not tried again
+  in the same round, and one round stops after :data:`ROUND_BUDGET_SECONDS`;
+* one process at a time sends from a spool (an ``flock`` on ``spool/.lock``, bounded wait;
+  the kernel releases it when a process dies); the others leave their alert spooled for it;
+* a spool entry that cannot be read (corrupt JSON, an unknown channel) is moved to
+  ``spool/bad/`` with an ERROR log line; an unwritable spool is logged and the alert is sent
+  directly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +44,9 @@ SLACK_CONN_ID = "flowguard_slack"
 SMTP_CONN_ID = "flowguard_smtp"
 ATTEMPTS = 3
 BACKOFF_SECONDS = 0.5
+CALL_TIMEOUT_SECONDS = 10.0  # one call to a receiver (a hanging one never blocks longer)
+ROUND_BUDGET_SECONDS = 60.0  # one send_alert/flush_spool round, all channels and entries
+LOCK_WAIT_SECONDS = 5.0  # waiting for another process that is sending from the spool
 
 
 def _connection(conn_id: str) -> Any | None:
@@ -46,7 +68,8 @@ def spool_dir() -> Path:
 def _send_slack(subject: str, body: str) -> None:
     from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
-    SlackWebhookHook(slack_webhook_conn_id=SLACK_CONN_ID).send(text=f"*{subject}*\n{body}")
+    SlackWebhookHook(slack_webhook_conn_id=SLACK_CONN_ID, timeout=int(CALL_TIMEOUT_SECONDS)
+                     ).send(text=f"*{subject}*\n{body}")
 
 
 def _send_email(subject: str, body: str) -> None:
@@ -63,76 +86,226 @@ def _send_email(subject: str, body: str) -> None:
 _SENDERS = {"slack": (SLACK_CONN_ID, _send_slack), "email": (SMTP_CONN_ID, _send_email)}
 
 
-def _deliver(channel: str, subject: str, body: str, attempts: int = ATTEMPTS) -> str | None:
-    """Send with retries; ``None`` on success, else the last error."""
+def _bounded(call: Callable[[], None], seconds: float) -> None:
+    """Run ``call``; raise ``TimeoutError`` if it has not returned within ``seconds`` (it is
+    left running in a daemon thread: a hanging receiver cannot hold the task)."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True, name="flowguard-alert")
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise TimeoutError(f"no answer within {seconds:g} s")
+    if failure:
+        raise failure[0]
+
+
+def _deliver(channel: str, subject: str, body: str, attempts: int = ATTEMPTS,
+             deadline: float | None = None) -> str | None:
+    """Send with retries, each call bounded; ``None`` on success, else the last error."""
     error = None
     for attempt in range(1, attempts + 1):
+        left = CALL_TIMEOUT_SECONDS if deadline is None else min(
+            CALL_TIMEOUT_SECONDS, deadline - time.monotonic())
+        if left <= 0:
+            return error or f"not tried: the round's {ROUND_BUDGET_SECONDS:g} s were used up"
         try:
-            _SENDERS[channel][1](subject, body)
+            _bounded(lambda: _SENDERS[channel][1](subject, body), left)
             return None
         except Exception as exc:  # noqa: BLE001 - an alert channel must not fail the pipeline
-            error = f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {str(exc)[:300]}"
             log.warning("%s alert attempt %d/%d failed: %s", channel, attempt, attempts, error)
             if attempt < attempts:
                 time.sleep(BACKOFF_SECONDS * attempt)
     return error
 
 
-def _spool(channel: str, subject: str, body: str, error: str, folder: Path) -> Path:
+def _write_atomic(path: Path, item: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(item))
+    tmp.replace(path)
+
+
+def _spool(channel: str, subject: str, body: str, folder: Path) -> Path:
+    """Write the alert to the spool (atomically) before any attempt to send it."""
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
-    digest = hashlib.sha256(f"{channel}{subject}{body}".encode()).hexdigest()[:12]
-    path = folder / f"{now:%Y%m%dT%H%M%S%f}-{channel}-{digest}.json"
-    path.write_text(json.dumps({"channel": channel, "subject": subject, "body": body,
-                                "first_error": error, "spooled_at": now.isoformat()}))
+    alert_id = hashlib.sha256(f"{channel}{subject}{body}{now.isoformat()}{os.getpid()}"
+                              f"{time.perf_counter_ns()}".encode()).hexdigest()[:16]
+    path = folder / f"{now:%Y%m%dT%H%M%S%f}-{channel}-{alert_id}.json"
+    _write_atomic(path, {"channel": channel, "subject": subject, "body": body,
+                         "alert_id": alert_id, "spooled_at": now.isoformat()})
     return path
+
+
+@contextlib.contextmanager
+def _spool_lock(folder: Path, wait: float = LOCK_WAIT_SECONDS) -> Iterator[bool]:
+    """Whether this process holds the spool's lock (waited for at most ``wait`` seconds)."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+") as fh:
+        until = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= until:
+                    yield False
+                    return
+                time.sleep(0.05)
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _set_aside(path: Path, why: str) -> None:
+    bad = path.parent / "bad"
+    bad.mkdir(exist_ok=True)
+    with contextlib.suppress(OSError):
+        path.replace(bad / path.name)
+    log.error("alert spool entry %s set aside in %s: %s", path.name, bad, why)
+
+
+def _read_entry(path: Path) -> dict[str, Any] | None:
+    try:
+        item = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None  # sent by another process meanwhile
+    except (OSError, ValueError) as exc:
+        _set_aside(path, f"unreadable ({type(exc).__name__}: {exc})")
+        return None
+    if not isinstance(item, dict) or item.get("channel") not in _SENDERS or not all(
+            isinstance(item.get(k), str) for k in ("subject", "body")):
+        _set_aside(path, f"not an alert of a known channel ({list(_SENDERS)})")
+        return None
+    return item
+
+
+def _text(item: dict[str, Any]) -> str:
+    return f"{item['body']}\nalert id: {item['alert_id']}" if item.get("alert_id") else item["body"]
+
+
+def _flush(folder: Path, fresh: set[Path], deadline: float) -> dict[str, Any]:
+    """One round over the spool, oldest first (the caller holds the lock)."""
+    sent = pending = 0
+    outcome: dict[Path, str] = {}
+    down: dict[str, str] = {}
+    configured: dict[str, bool] = {}
+    seen: set[Path] = set()
+    while True:  # entries spooled by other processes during the round are picked up too
+        paths = [p for p in sorted(folder.glob("*.json")) if p not in seen]
+        if not paths:
+            break
+        for path in paths:
+            seen.add(path)
+            item = _read_entry(path)
+            if item is None:
+                continue
+            channel = item["channel"]
+            if channel not in configured:
+                configured[channel] = _connection(_SENDERS[channel][0]) is not None
+            if not configured[channel] or channel in down or time.monotonic() >= deadline:
+                pending += 1
+                outcome[path] = down.get(channel) or ("channel not configured" if not
+                                                      configured[channel] else "round budget used up")
+                continue
+            error = _deliver(channel, item["subject"], _text(item),
+                             attempts=ATTEMPTS if path in fresh else 1, deadline=deadline)
+            if error is None:
+                path.unlink(missing_ok=True)
+                sent += 1
+                outcome[path] = "sent"
+                if path not in fresh:
+                    log.info("delivered spooled %s alert %r", channel, item["subject"])
+                continue
+            down[channel] = error
+            pending += 1
+            outcome[path] = error
+            item["retries"] = item.get("retries", 0) + 1
+            item["last_error"] = error
+            with contextlib.suppress(OSError):
+                _write_atomic(path, item)
+    if sent or pending:
+        log.info("alert spool %s: %d delivered, %d still pending", folder, sent, pending)
+    return {"delivered": sent, "pending": pending, "outcome": outcome}
 
 
 def flush_spool(folder: Path | None = None) -> dict[str, int]:
     """Re-send spooled alerts (oldest first) to channels that are configured; a delivered
-    alert's file is removed, a failed one stays with its error count updated."""
+    alert's file is removed, a failed one stays with its error count updated. Never raises."""
     folder = folder or spool_dir()
-    sent = failed = 0
-    for path in sorted(folder.glob("*.json")) if folder.exists() else []:
-        item = json.loads(path.read_text())
-        channel = item["channel"]
-        if _connection(_SENDERS[channel][0]) is None:
-            failed += 1
-            continue
-        error = _deliver(channel, item["subject"], item["body"], attempts=1)
-        if error is None:
-            path.unlink()
-            sent += 1
-            log.info("delivered spooled %s alert %r", channel, item["subject"])
-        else:
-            item["retries"] = item.get("retries", 0) + 1
-            item["last_error"] = error
-            path.write_text(json.dumps(item))
-            failed += 1
-    if sent or failed:
-        log.info("alert spool %s: %d delivered, %d still pending", folder, sent, failed)
-    return {"delivered": sent, "pending": failed}
+    if not folder.exists():
+        return {"delivered": 0, "pending": 0}
+    try:
+        with _spool_lock(folder) as held:
+            if not held:
+                log.info("alert spool %s: another process is sending from it", folder)
+                return {"delivered": 0, "pending": len(list(folder.glob("*.json")))}
+            result = _flush(folder, set(), time.monotonic() + ROUND_BUDGET_SECONDS)
+    except Exception:  # noqa: BLE001 - alerting must never fail the pipeline
+        log.exception("alert spool %s could not be flushed", folder)
+        return {"delivered": 0, "pending": -1}
+    return {"delivered": result["delivered"], "pending": result["pending"]}
 
 
 def send_alert(subject: str, body: str) -> dict[str, str]:
     """Send to every configured channel; return each channel's outcome (``sent`` or
-    ``spooled: <error>``). Spooled alerts of earlier runs are re-sent first."""
-    folder = spool_dir()
-    flush_spool(folder)
+    ``spooled: <error>``). The alert is spooled first; spooled alerts of earlier runs are
+    re-sent in the same round, oldest first. Never raises."""
     outcome: dict[str, str] = {}
-    for channel, (conn_id, _) in _SENDERS.items():
-        if _connection(conn_id) is None:
-            continue
-        error = _deliver(channel, subject, body)
-        if error is None:
+    try:
+        outcome = _send_alert(subject, body)
+    except Exception as exc:  # noqa: BLE001 - alerting must never fail the pipeline
+        log.exception("alert %r could not be handled", subject)
+        outcome = {"error": f"{type(exc).__name__}: {exc}"}
+    log.warning("ALERT %s: %s (%s)", subject, body, outcome or "no channel configured")
+    with contextlib.suppress(Exception):
+        _record(subject, outcome, spool_dir().parent)
+    return outcome
+
+
+def _send_alert(subject: str, body: str) -> dict[str, str]:
+    folder = spool_dir()
+    channels = [c for c, (conn_id, _) in _SENDERS.items() if _connection(conn_id) is not None]
+    if not channels:
+        flush_spool(folder)
+        return {}
+    mine: dict[str, Path] = {}
+    outcome: dict[str, str] = {}
+    for channel in channels:
+        try:
+            mine[channel] = _spool(channel, subject, body, folder)
+        except OSError as exc:  # unwritable spool: send directly, say so
+            log.error("alert spool %s is not writable (%s): sending %s without a spool "
+                      "(not retried later if it fails)", folder, exc, channel)
+            error = _deliver(channel, subject, body,
+                             deadline=time.monotonic() + ROUND_BUDGET_SECONDS)
+            outcome[channel] = "sent" if error is None else f"lost: {error}"
+    if not mine:
+        return outcome
+    with _spool_lock(folder) as held:
+        if not held:
+            log.warning("another process is sending from %s: %s left spooled for it",
+                        folder, sorted(mine))
+            return {**outcome, **{c: "spooled: another process is sending" for c in mine}}
+        result = _flush(folder, set(mine.values()), time.monotonic() + ROUND_BUDGET_SECONDS)
+    for channel, path in mine.items():
+        state = result["outcome"].get(path, "sent")
+        if state == "sent":
             outcome[channel] = "sent"
         else:
-            path = _spool(channel, subject, body, error, folder)
             log.error("%s alert failed after %d attempts (%s); spooled to %s for the next "
-                      "alert or `flush_spool`", channel, ATTEMPTS, error, path)
-            outcome[channel] = f"spooled: {error}"
-    log.warning("ALERT %s: %s (%s)", subject, body, outcome or "no channel configured")
-    _record(subject, outcome, folder.parent)
+                      "alert or `flush_spool`", channel, ATTEMPTS, state, path)
+            outcome[channel] = f"spooled: {state}"
     return outcome
 
 

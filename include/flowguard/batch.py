@@ -28,6 +28,7 @@ from flowguard.ingest import (
     iter_landing_chunks,
     landing_inventory,
     sniff,
+    unreadable,
 )
 from flowguard.validation import (
     CONTRACTS,
@@ -76,6 +77,7 @@ class FileResult:
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+    internal_error: bool = False  # the error is a bug of flowguard, not of the file
 
 
 class ParquetSink:
@@ -277,6 +279,16 @@ def validate_file(path: Path, file_index: int, out_dir: Path, context: AbstractD
     return result
 
 
+def _refused(source: Path, error: str, internal: bool = False) -> FileResult:
+    """A file none of whose rows were used, its data lines counted as refused."""
+    try:
+        lines = count_data_lines(source)
+    except OSError:
+        lines = 0  # unreadable: no line can be counted
+    return FileResult(file=str(source), rows_in=lines, rows_refused=lines, error=error,
+                      internal_error=internal)
+
+
 def validate_path(path: Path, out_dir: Path, gx_dir: Path,
                   interval: tuple[datetime, datetime] | None = None,
                   chunk_rows: int = CHUNK_ROWS) -> dict[str, Any]:
@@ -305,9 +317,15 @@ def validate_path(path: Path, out_dir: Path, gx_dir: Path,
                                        name))
         except (LandingError, BatchRejected) as exc:
             log.error("%s", exc)
-            lines = count_data_lines(source)
-            files.append(FileResult(file=str(source), rows_in=lines, rows_refused=lines,
-                                    error=str(exc)))
+            files.append(_refused(source, str(exc)))
+        except OSError as exc:  # unreadable, vanished or changed under us: the file's problem
+            log.error("%s", unreadable(source, exc))
+            files.append(_refused(source, unreadable(source, exc)))
+        except Exception as exc:  # noqa: BLE001 - one file's crash must not stop the folder
+            log.exception("internal error on %s", source)
+            files.append(_refused(source, f"{source}: internal error ({type(exc).__name__}: "
+                                  f"{str(exc)[:300]}); this is a flowguard bug: report it with "
+                                  "the file; the other files were validated", internal=True))
     build_data_docs(context)
     totals = {k: sum(getattr(f, k) for f in files)
               for k in ("rows_in", "rows_valid", "rows_quarantined", "rows_refused")}
@@ -318,6 +336,7 @@ def validate_path(path: Path, out_dir: Path, gx_dir: Path,
         "files_ok": sum(f.error is None for f in files),
         "files_failed": sum(f.error is not None for f in files),
         "files_skipped": len(skipped),
+        "files_crashed": sum(f.internal_error for f in files),
         "valid_dir": str(out_dir / "valid"), "quarantine_dir": str(out_dir / "quarantine"),
         "data_docs": str(gx_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"),
         "seconds": round(time.perf_counter() - started, 2),

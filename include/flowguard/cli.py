@@ -17,7 +17,8 @@ FLOWGUARD_LANDING_DIR, MLFLOW_TRACKING_URI, FLOWGUARD_AIRFLOW_PORT (8080),
 FLOWGUARD_WORKER_LOG_PORT (8793), FLOWGUARD_TRIGGERER_LOG_PORT (8794), FLOWGUARD_MLFLOW_PORT
 (5000), FLOWGUARD_AIRFLOW_URL / FLOWGUARD_MLFLOW_URL (links in alerts). `flowguard COMMAND
 --help` explains a command. Exit codes: 0 ok, 1 the command's negative outcome (failed files,
-drift), 2 bad input."""
+drift), 2 bad input (a message names the file, line or field and the fix), 3 internal error (a
+flowguard bug: the traceback is logged; a folder run still prints its report)."""
 
 
 def _version() -> str:
@@ -175,19 +176,31 @@ def read_flow_records(source: str) -> tuple[list[dict], bool]:
     records and whether the input was a list. Raises ``ValueError`` naming the problem."""
     from flowguard.scoring import InvalidFlow, canonical_flow, flow_time
 
-    if source == "-":
-        text = sys.stdin.read()
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise ValueError(f"{source}: no such file (give a JSON file, or - for stdin; "
-                             "example: examples/flow.json)")
-        text = path.read_text()
+    try:
+        if source == "-":
+            text = sys.stdin.read()
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise ValueError(f"{source}: no such file (give a JSON file, or - for stdin; "
+                                 "example: examples/flow.json)")
+            text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{source}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+                         f"offset {exc.start}); save the JSON as UTF-8") from None
+    except OSError as exc:
+        raise ValueError(f"{source}: cannot be read ({exc.strerror or exc}); check the path "
+                         "and its permissions") from None
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{source}: not JSON ({exc.msg} at line {exc.lineno} column "
                          f"{exc.colno})") from None
+    except RecursionError:
+        raise ValueError(f"{source}: JSON nested too deeply (a flow record is one object of "
+                         "fields, or a list of them)") from None
+    except ValueError as exc:  # e.g. an integer literal with more digits than Python allows
+        raise ValueError(f"{source}: JSON value out of range ({str(exc)[:120]})") from None
     records = payload if isinstance(payload, list) else [payload]
     if not records or not all(isinstance(r, dict) for r in records):
         raise ValueError(f"{source}: expected a flow record (a JSON object) or a non-empty list "
@@ -205,6 +218,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args)
+    except Exception as exc:  # noqa: BLE001 - exit 3 says "bug", never a bare traceback
+        logging.getLogger("flowguard.cli").debug("internal error", exc_info=True)
+        import traceback
+
+        print(f"flowguard {args.command}: internal error ({type(exc).__name__}: "
+              f"{str(exc)[:300]}); this is a flowguard bug, please report it with the "
+              f"traceback below\n{traceback.format_exc()}", file=sys.stderr)
+        return 3
+
+
+def _run(args: argparse.Namespace) -> int:
+    """One command (``main`` turns a crash into exit code 3)."""
 
     if args.command == "demo":
         from flowguard.demo import Demo
@@ -220,7 +247,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "validate":
         if not args.path.exists():
-            error = f"{args.path}: no such file or folder"
+            try:
+                args.path.stat()
+                error = f"{args.path}: no such file or folder"
+            except FileNotFoundError:
+                error = (f"{args.path}: dangling symbolic link to {os.readlink(args.path)}; fix "
+                         "or remove it") if args.path.is_symlink() else (
+                         f"{args.path}: no such file or folder")
+            except OSError as exc:
+                from flowguard.ingest import unreadable
+
+                error = unreadable(args.path, exc)
             print(json.dumps({"error": error}) if args.json else f"flowguard validate: {error}",
                   file=sys.stderr)
             return 2
@@ -261,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"quarantined {report['rows_quarantined']} + refused {report['rows_refused']}; "
                   f"{report['files_ok']} file(s) ok, {report['files_failed']} failed, "
                   f"{report['files_skipped']} skipped\ndata docs: {report['data_docs']}")
-        return 1 if report["files_failed"] else 0
+        return 3 if report["files_crashed"] else 1 if report["files_failed"] else 0
     if args.command == "rollback":
         from flowguard.pipeline import rollback_champion
 
@@ -332,7 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "drift":
         import tempfile
 
+        from pyarrow.lib import ArrowException
+
         from flowguard.config import get_settings
+        from flowguard.ingest import LandingError, unreadable
         from flowguard.monitoring import (
             ConfigError,
             DriftInputError,
@@ -352,8 +392,15 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory(prefix="flowguard-drift-") as work:
                 result = check_files(args.reference, args.current, config,
                                      settings.drift_python, Path(work), day=args.day)
-        except (ConfigError, DriftInputError, FileNotFoundError) as exc:
-            print(json.dumps({"error": str(exc)}), file=sys.stderr)
+        except (ConfigError, DriftInputError, LandingError, OSError, ArrowException) as exc:
+            if isinstance(exc, ArrowException):
+                error = (f"{args.reference} or {args.current}: not a readable parquet file "
+                         f"({str(exc)[:200]}); give canonical .parquet or a landing .csv")
+            elif isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+                error = unreadable(Path(exc.filename or args.current), exc)
+            else:
+                error = str(exc)
+            print(json.dumps({"error": error}), file=sys.stderr)
             return 2
         if args.json:
             print(json.dumps(result, indent=2))

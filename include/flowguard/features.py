@@ -303,10 +303,12 @@ def materialize(store: FeatureStore, start: datetime, end: datetime,
 
 def entity_rows(root: Path, days: list[date]) -> pd.DataFrame:
     """Entity rows (flow_uid, src_ip, event_timestamp, label) of the given days' partitions."""
+    from flowguard.daycommit import is_complete
+
     frames = []
     for day in days:
         path = partition_path(root, day)
-        if path.exists():
+        if path.exists() and is_complete(root, day):
             frames.append(pd.read_parquet(
                 path, columns=["flow_uid", "event_timestamp", "label", HOST_KEY]))
     if not frames:

@@ -26,7 +26,9 @@ stray spaces and plural spellings.
 from __future__ import annotations
 
 import csv
+import ipaddress
 import logging
+import os
 import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -36,10 +38,19 @@ import numpy as np
 import pandas as pd
 
 from flowguard.schema import (
+    ADDRESS_COLUMNS,
+    BYTE_COLUMNS,
     CICIDS2017_IMPROVED_EXTRA,
+    COUNT_COLUMNS,
     FEATURE_COLUMNS,
     LABEL_FAMILIES,
     LAYOUTS,
+    MAX_FLOW_BYTES,
+    MAX_FLOW_PACKETS,
+    PORT_COLUMNS,
+    PORT_RANGE,
+    PROTOCOL_RANGE,
+    RATE_COLUMNS,
     UNSW_NB15_CATEGORICAL,
     UNSW_NB15_FEATURES,
     UNSW_NB15_RAW_COLUMNS,
@@ -96,6 +107,20 @@ _IP = re.compile(rb"^\s*\d{1,3}(\.\d{1,3}){3}\s*$|^\s*[0-9a-fA-F:]+:[0-9a-fA-F:]
 
 class LandingError(ValueError):
     """A landing file cannot be read as any supported layout (message names file and line)."""
+
+
+def unreadable(path: Path, exc: OSError) -> str:
+    """Why a path cannot be opened, and the fix (permissions, a symlink loop, a folder)."""
+    import errno
+
+    if exc.errno == errno.ELOOP:
+        return f"{path}: symbolic link loop (the link points back at itself); fix or remove it"
+    if isinstance(exc, PermissionError):
+        return (f"{path}: permission denied for user {os.getuid()} ({exc.strerror}); make it "
+                "readable (chmod o+r, or run as its owner)")
+    if path.is_symlink() and not path.exists():
+        return f"{path}: dangling symbolic link to {os.readlink(path)}; fix or remove it"
+    return f"{path}: cannot be read ({exc.strerror or exc}); check the file and rerun"
 
 
 def files_for_day(landing_dir: Path, day: date) -> list[Path]:
@@ -237,11 +262,14 @@ def _unsw_raw_layout(path: Path) -> Layout:
 
 def sniff(path: Path) -> tuple[Layout, list[str]]:
     """Recognise a file's layout from its first line; return it and the column names to use."""
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(65536)
+    except OSError as exc:
+        raise LandingError(unreadable(path, exc)) from None
     if size == 0:
         raise LandingError(f"{path}: empty file (0 bytes)")
-    with path.open("rb") as fh:
-        head = fh.read(65536)
     if head[:2] == b"\x1f\x8b":
         raise LandingError(f"{path}: gzip-compressed; decompress it before ingesting")
     if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
@@ -249,6 +277,10 @@ def sniff(path: Path) -> tuple[Layout, list[str]]:
                            "re-save it as UTF-8 or Latin-1 and ingest that")
     head = head.removeprefix(BOM)
     first = head.split(b"\n", 1)[0].rstrip(b"\r")
+    if b"\r" in first:
+        raise LandingError(f"{path}:1: lines end in a bare carriage return (CR, old Mac "
+                           "style); convert the line ends to LF or CRLF (e.g. `tr '\\r' "
+                           "'\\n'`) and ingest that")
     # A NUL in the first line, or control bytes in more than 1 % of the first 64 KiB: not text.
     # (A NUL further down is one bad line, quarantined as such.)
     nul = first.find(b"\x00")
@@ -276,6 +308,9 @@ def _line_problem(line: bytes, raw: bytes, ncols: int) -> str | None:
     if b"\x00" in line:
         return "binary data (NUL byte) in the line"
     count = line.count(b",") + 1
+    if line.count(b'"') % 2:
+        return ("unbalanced quote: a quoted field does not close on this line (line breaks "
+                "inside quotes are not supported); remove the stray quote")
     if b'"' in line:
         count = len(next(csv.reader([line.decode("latin-1")])))
     if count == ncols:
@@ -308,11 +343,13 @@ def _blocks(path: Path, ncols: int, header: bool, dedupe: bool,
             chunk_rows: int) -> Iterator[_Block]:
     seen: dict[int, int] = {}
     block = _Block()
-    header_line = None
+    header_line = header_norm = None
     with path.open("rb") as fh:
+        started = os.fstat(fh.fileno())
         lineno = 0
         if header:
             header_line = fh.readline().removeprefix(BOM).rstrip(b"\r\n")
+            header_norm = _header_norm(header_line)
             lineno = 1
         for raw in fh:
             lineno += 1
@@ -325,7 +362,8 @@ def _blocks(path: Path, ncols: int, header: bool, dedupe: bool,
                 raw = raw.removeprefix(BOM)
             if not line.strip(b", \t"):
                 block.bad.append((lineno, "empty row"))
-            elif line == header_line:
+            elif line == header_line or (header_norm is not None and line[:1].isalpha()
+                                         and _header_norm(line) == header_norm):
                 block.bad.append((lineno, "repeated header line"))
             elif (line.count(b",") + 1 != ncols or b"\x00" in line or b'"' in line) and (
                     problem := _line_problem(line, raw, ncols)) is not None:
@@ -343,10 +381,23 @@ def _blocks(path: Path, ncols: int, header: bool, dedupe: bool,
             if len(block) >= chunk_rows:
                 yield block
                 block = _Block()
+        ended = os.fstat(fh.fileno())
+        if (ended.st_size, ended.st_mtime_ns) != (started.st_size, started.st_mtime_ns) \
+                or fh.tell() != ended.st_size:
+            raise LandingError(
+                f"{path}:{lineno}: the file changed while it was read ({started.st_size} bytes "
+                f"at the start, {ended.st_size} at the end): it is still being written. Land "
+                "it complete (write under another name, then rename) and rerun")
     if lineno <= (1 if header else 0):
         raise LandingError(f"{path}: header only (line 1), no data rows")
     if len(block):
         yield block
+
+
+def _header_norm(line: bytes) -> bytes:
+    """A header line without case, spaces and punctuation: a repeat of it mid-file, re-spaced
+    or re-cased, is still the header."""
+    return re.sub(rb"[^a-z0-9,]", b"", line.removeprefix(BOM).lower())
 
 
 def _parse_text(lines: bytearray, names: list[str]) -> pa.Table:
@@ -363,6 +414,77 @@ def _parse_text(lines: bytearray, names: list[str]) -> pa.Table:
             column_types={n: pa.string() for n in names}, null_values=[""],
             strings_can_be_null=True, quoted_strings_can_be_null=True),
     )
+
+
+def _parse_lines(block: _Block, names: list[str], path: Path) -> pa.Table:
+    """:func:`_parse_text` of a block's good lines, one row per line or a clear error."""
+    import pyarrow as pa
+
+    where = f"{path}:{block.good_lines[0]}-{block.good_lines[-1]}"
+    try:
+        table = _parse_text(block.good, names)
+    except pa.ArrowInvalid as exc:
+        raise LandingError(f"{where}: the lines could not be parsed as CSV ({exc}); check the "
+                           "quoting of these lines") from None
+    if table.num_rows != len(block.good_lines):
+        raise LandingError(f"{where}: {len(block.good_lines)} lines parsed to {table.num_rows} "
+                           "rows (a quoted field spans lines?); remove the stray quotes")
+    return table
+
+
+def contract_errors(frame: pd.DataFrame, present: set[str],
+                    numeric: list[str]) -> pd.Series:
+    """Per row, the bounds of :mod:`flowguard.schema` it breaks (``;``-separated, empty if none).
+
+    ``present``: canonical columns the layout publishes (an address a layout does not carry is
+    not checked; one it carries must be a valid IPv4/IPv6 address). ``numeric``: the feature
+    columns, non-finite values in which are invalid except the repairable rates.
+    """
+    errors = pd.Series("", index=frame.index, dtype=object)
+    for col in numeric:
+        if col in RATE_COLUMNS or col not in frame:
+            continue
+        values = frame[col].to_numpy(dtype="float64")
+        errors = _errors_add(errors, np.isinf(values), f"non-finite {col} (Infinity)")
+    checks = [(c, PORT_RANGE, "port") for c in PORT_COLUMNS] + [
+        ("protocol", PROTOCOL_RANGE, "protocol number")]
+    for col, (low, high), what in checks:
+        if col not in frame:
+            continue
+        values = frame[col].to_numpy(dtype="float64")
+        known = ~np.isnan(values)
+        with np.errstate(invalid="ignore"):
+            outside = known & ((values < low) | (values > high))
+            fraction = known & ~outside & (values != np.floor(values))
+        errors = _errors_add(errors, outside, f"{col} outside {low}..{high} ({what})")
+        errors = _errors_add(errors, fraction, f"{col} not a whole number")
+    for col in COUNT_COLUMNS:
+        if col not in frame:
+            continue
+        values = frame[col].to_numpy(dtype="float64")
+        finite = np.isfinite(values)
+        with np.errstate(invalid="ignore"):
+            fraction = finite & (values != np.floor(values))
+            limit = MAX_FLOW_BYTES if col in BYTE_COLUMNS else MAX_FLOW_PACKETS
+            huge = finite & (np.abs(values) > limit)
+        errors = _errors_add(errors, fraction, f"{col} not a whole number")
+        errors = _errors_add(errors, huge, f"{col} above {limit:.0e} (not one flow)")
+    for col in ADDRESS_COLUMNS:
+        if col not in present or col not in frame:
+            continue
+        text = frame[col]
+        uniques = {v: _is_address(v) for v in pd.unique(text.dropna())}
+        bad = text.map(uniques).fillna(False).astype(bool).to_numpy()
+        errors = _errors_add(errors, ~bad, f"{col} not an IP address")
+    return errors
+
+
+def _is_address(value: object) -> bool:
+    try:
+        ipaddress.ip_address(str(value).strip())
+    except ValueError:
+        return False
+    return True
 
 
 def _numeric(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -477,10 +599,22 @@ def _cicids_frame(table: pa.Table, layout: Layout, day: date | None, total_rows:
         frame[col] = (_text(table[col]).str.strip() if col in table.column_names
                       else pd.Series(None, index=frame.index, dtype=object))
     for col in ("src_port", "protocol"):
-        frame[col] = _numeric(table[col])[0] if col in table.column_names else np.nan
+        if col in table.column_names:
+            frame[col], bad = _numeric(table[col])
+            errors = _errors_add(errors, bad, f"unparseable {col}")
+        else:
+            frame[col] = np.nan
     if "timestamp" in table.column_names:
         frame["event_timestamp"] = _timestamps(_text(table["timestamp"]), layout, day)
         errors = _errors_add(errors, frame["event_timestamp"].isna(), "unparseable timestamp")
+        if day is not None and layout.dataset == "cicids2017" and day.day != day.month:
+            # The published files are day-first; a date that is the file's capture day with
+            # day and month swapped (7/3/2017 in a Monday 3 July file) was written month-first.
+            local = frame["event_timestamp"].dt.tz_convert(CAPTURE_TZ)
+            swapped = ((local.dt.month == day.day) & (local.dt.day == day.month)
+                       & (local.dt.year == day.year)).fillna(False).to_numpy(dtype=bool)
+            errors = _errors_add(errors, swapped, f"month-first timestamp (the file's capture "
+                                 f"day is {day:%d/%m/%Y}, day first); re-export it day-first")
     elif day is not None:
         # 79-column layout: no timestamps were published. Spread the rows over the working
         # day in file order (the files are in capture order) and say so.
@@ -492,6 +626,8 @@ def _cicids_frame(table: pa.Table, layout: Layout, day: date | None, total_rows:
     else:
         frame["event_timestamp"] = pd.Series(pd.NaT, index=frame.index,
                                              dtype="datetime64[ns, UTC]")
+    present = set(table.column_names)
+    errors = errors + contract_errors(frame, present, [*FEATURE_COLUMNS, *extra])
     frame["parse_error"] = errors
     return frame
 
@@ -551,6 +687,7 @@ def _unsw_frame(table: pa.Table, layout: Layout) -> pd.DataFrame:
     else:
         frame["event_timestamp"] = pd.Series(pd.NaT, index=frame.index,
                                              dtype="datetime64[ns, UTC]")
+    errors = errors + contract_errors(frame, names, list(UNSW_NB15_FEATURES))
     frame["parse_error"] = errors
     return frame
 
@@ -588,7 +725,7 @@ def iter_landing_chunks(path: Path, day: date | None = None, file_index: int = 0
     for block in _blocks(path, len(names), layout.header, layout.identity, chunk_rows):
         lines = np.asarray(block.good_lines, dtype=np.int64)
         if block.good:
-            table = _parse_text(block.good, names)
+            table = _parse_lines(block, names, path)
             frame = (_cicids_frame(table, layout, day, total, lines)
                      if layout.dataset in CIC_LABELS else _unsw_frame(table, layout))
             dup = np.asarray(block.dup_of, dtype=np.int64)
@@ -675,7 +812,16 @@ def landing_inventory(path: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
     if not path.is_dir():
         raise LandingError(f"{path}: no such file or folder")
     files, skipped = [], []
-    for p in sorted(q for q in path.rglob("*") if q.is_file()):
+    for p in sorted(q for q in path.rglob("*") if q.is_file() or q.is_symlink()):
+        if not p.is_file():  # a link that resolves to nothing (dangling, or a loop)
+            try:
+                p.stat()
+                reason = "not a regular file"
+            except OSError as exc:
+                reason = unreadable(p, exc).removeprefix(f"{p}: ")
+            if not p.is_dir():
+                skipped.append((p, reason))
+            continue
         reason = SKIPPED_NAMES.get(p.name.lower())
         if reason is None and p.suffix.lower() != ".csv":
             reason = f"not a CSV ({p.suffix or 'no extension'})"

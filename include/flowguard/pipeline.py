@@ -50,14 +50,20 @@ def _utc(ts: str | datetime) -> datetime:
 
 
 def _run_dir(root: Path, run_id: str) -> Path:
-    """A per-run folder; Airflow run ids carry ':' and '+', which stay out of paths."""
-    return root / run_id.replace(":", "_").replace("+", "_")
+    """A per-run folder; Airflow run ids carry ':' and '+', which stay out of paths, and a
+    run id such as ``..`` is refused (:func:`flowguard.safepaths.confined`)."""
+    from flowguard.safepaths import confined
+
+    return confined(root, run_id)
 
 
 def _mlflow(settings: Settings) -> Any:
     quiet_library_logs()  # before MLflow draws a progress bar on stderr
     import mlflow
 
+    from flowguard.mlflow_store import install
+
+    install()  # a busy SQLite store is waited for, with a bound and a clear message
     (settings.home / "mlflow").mkdir(parents=True, exist_ok=True)
     # mlflow.set_*_uri also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into os.environ,
     # which get_settings() reads as configuration: a process that later points FLOWGUARD_HOME
@@ -97,6 +103,7 @@ def validate_interval(start: str, end: str, run_name: str,
 
     from flowguard.batch import ParquetSink, day_contract, validate_chunks
     from flowguard.datadocs import make_offline
+    from flowguard.daycommit import begin_day, commit_day
     from flowguard.features import (
         combine_host_partials,
         host_partials,
@@ -106,10 +113,12 @@ def validate_interval(start: str, end: str, run_name: str,
         write_host_activity,
     )
     from flowguard.ingest import CHUNK_ROWS, day_files, files_for_day, iter_day_chunks
+    from flowguard.safepaths import component
     from flowguard.validation import build_data_docs, check_accounting, get_context
 
     settings = get_settings()
     started = time.perf_counter()
+    run_name = component(run_name)  # GX files its results under the run name too
     day = _day(start)
     if not files_for_day(settings.landing_dir, day):  # before any work
         raise NoDataForDay(f"no data for {day}: no landing file for {day:%A} in "
@@ -140,6 +149,7 @@ def validate_interval(start: str, end: str, run_name: str,
         build_data_docs(context)
         make_offline(settings.data_docs_index.parent)
         stage.commit()
+        begin_day(settings.flows_source, day, run_name)  # readers skip the day until commit
         now = datetime.now(UTC)  # after the validation results: see flowguard.lineage
         staged = pq.ParquetFile(stage.path)
         for group in range(staged.num_row_groups):
@@ -151,6 +161,7 @@ def validate_interval(start: str, end: str, run_name: str,
                                          flows_root=settings.flows_source,
                                          partials=partials[0] if partials else None)
         quarantine_path = quarantine.commit()
+        commit_day(settings.flows_source, day)
     except BaseException as exc:
         for sink in (stage, valid, quarantine):
             sink.abort()
@@ -200,9 +211,14 @@ def materialize_interval(start: str, end: str) -> dict[str, Any]:
 
 
 def training_days(settings: Settings, as_of: str | None, window_days: int) -> list[date]:
-    """Days with validated partitions in ``[as_of - window_days, as_of)``."""
-    available = sorted(date.fromisoformat(p.name.split("=", 1)[1])
-                       for p in settings.flows_source.glob("date=*") if p.is_dir())
+    """Days with validated partitions in ``[as_of - window_days, as_of)``, committed whole
+    (:mod:`flowguard.daycommit`)."""
+    from flowguard.daycommit import is_complete
+
+    available = sorted(day for day in (date.fromisoformat(p.name.split("=", 1)[1])
+                                       for p in settings.flows_source.glob("date=*")
+                                       if p.is_dir())
+                       if is_complete(settings.flows_source, day))
     if not available:
         raise FileNotFoundError(f"no validated flows under {settings.flows_source}: run ingest")
     end = date.fromisoformat(as_of) if as_of else available[-1] + timedelta(days=1)

@@ -492,3 +492,25 @@ HOST_FEATURES: list[str] = [
     "host_mean_duration_1h",
 ]
 MODEL_FEATURES: list[str] = FEATURE_COLUMNS + HOST_FEATURES
+
+# ---------------------------------------------------------------- value bounds (the contract)
+# Checked at ingest for every layout (flowguard.ingest.contract_errors); a row breaking one is
+# quarantined with the field, the value and the rule. Non-finite values (Infinity, -inf,
+# 1e400) are invalid in every numeric field except the two rates, which the ingest repairs
+# from totals and duration (RATE_COLUMNS) or leaves empty (then quarantined as missing).
+PORT_COLUMNS = ["src_port", "dst_port"]
+PORT_RANGE = (0, 65535)
+PROTOCOL_RANGE = (0, 255)  # IANA protocol numbers
+ADDRESS_COLUMNS = ["src_ip", "dst_ip"]
+# Whole numbers: packet counts and byte totals (CICFlowMeter and UNSW-NB15 names).
+COUNT_COLUMNS: list[str] = [
+    "tot_fwd_pkts", "tot_bwd_pkts", "totlen_fwd_pkts", "totlen_bwd_pkts", "subflow_fwd_pkts",
+    "subflow_bwd_pkts", "subflow_fwd_byts", "subflow_bwd_byts", "fwd_act_data_pkts",
+    "spkts", "dpkts", "sbytes", "dbytes",
+]
+BYTE_COLUMNS: list[str] = ["totlen_fwd_pkts", "totlen_bwd_pkts", "subflow_fwd_byts",
+                           "subflow_bwd_byts", "sbytes", "dbytes"]
+# One flow never carries a petabyte (CICIDS2017's largest is ~2.9e9 bytes, UNSW-NB15's ~1.4e7):
+# above it the value is a unit or parsing error, not traffic.
+MAX_FLOW_BYTES = 10**15
+MAX_FLOW_PACKETS = 10**12

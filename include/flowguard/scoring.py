@@ -44,14 +44,19 @@ def canonical_flow(record: dict[str, Any]) -> dict[str, Any]:
         flow[name] = value
     missing = [c for c in FEATURE_COLUMNS if c not in flow]
     if missing:
-        raise InvalidFlow(f"flow record lacks fields {missing}")
+        more = f" (first 5 of {len(missing)})" if len(missing) > 5 else ""
+        raise InvalidFlow(f"flow record lacks fields {missing[:5]}{more}: give the 77 "
+                          "CICFlowMeter statistics (example: examples/flow.json)")
     for col in FEATURE_COLUMNS:
+        shown = repr(flow[col])[:40]
         try:
             value = float(flow[col])
-        except (TypeError, ValueError) as exc:
-            raise InvalidFlow(f"field {col!r} is not a number: {flow[col]!r}") from exc
+        except OverflowError:
+            raise InvalidFlow(f"field {col!r} is too large for a number: {shown}") from None
+        except (TypeError, ValueError):
+            raise InvalidFlow(f"field {col!r} is not a number: {shown}") from None
         if not math.isfinite(value):
-            raise InvalidFlow(f"field {col!r} is not finite: {flow[col]!r}")
+            raise InvalidFlow(f"field {col!r} is not finite: {shown}")
         flow[col] = value
     return flow
 

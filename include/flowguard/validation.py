@@ -350,9 +350,15 @@ def validate_batch(
             failed.append(name)
             if config.type == "expect_column_to_exist":
                 raise BatchRejected(f"the batch lacks column {config.kwargs['column']!r}")
-    reason_series = frame[ROW_ID].map(lambda u: "; ".join(reasons.get(int(u), [])))
-    parse = frame["parse_error"].where(frame["parse_error"] == "", "parse: " + frame["parse_error"])
-    reason_series = (reason_series + " " + parse).str.strip()
+    reason_series = pd.Series("", index=frame.index, dtype=object)
+    flagged = frame[ROW_ID].map(lambda u: int(u) in reasons) | (frame["parse_error"] != "")
+    if flagged.any():
+        rows = frame.loc[flagged, [ROW_ID, "parse_error", *(
+            ["raw_label"] if "raw_label" in frame else [])]]
+        reason_series[flagged] = [
+            quarantine_reason(r.parse_error, reasons.get(int(getattr(r, ROW_ID)), []),
+                              getattr(r, "raw_label", None))
+            for r in rows.itertuples(index=False)]
     bad = reason_series != ""
     quarantined = frame[bad].assign(quarantine_reasons=reason_series[bad])
     valid = frame[~bad].drop(columns=["in_interval", "parse_error"])
@@ -369,6 +375,40 @@ def validate_batch(
             f" failed expectations: {sorted(set(failed))}. Inspect the data docs.")
     result_id = str(next(iter(result.run_results.keys())))
     return ValidationOutcome(valid, quarantined, bool(result.success), result_id, statistics)
+
+
+# Problems of the line itself: every failed expectation of such a row follows from it.
+LINE_PROBLEMS = ("truncated line", "missing fields", "extra fields", "binary data", "empty row",
+                 "repeated header line", "unbalanced quote")
+_NOT_NULL = "expect_column_values_to_not_be_null("
+MAX_LISTED_COLUMNS = 3
+
+
+def quarantine_reason(parse_error: str, expectations: list[str], raw_label: object = None
+                      ) -> str:
+    """Why a row is quarantined, the cause first and briefly.
+
+    A line-level problem (truncated, extra fields, a repeated header) is the whole reason;
+    otherwise the parse and bounds errors come first, then the failed expectations, with an
+    unknown label named and more than three missing columns counted rather than listed.
+    """
+    if parse_error.startswith(LINE_PROBLEMS):
+        return f"parse: {parse_error}"
+    parts = [f"parse: {parse_error}"] if parse_error else []
+    names = [n for n in dict.fromkeys(expectations)
+             if n != "expect_column_values_to_be_in_set(parse_error)"]
+    label_rules = {"expect_column_values_to_be_in_set(label)", f"{_NOT_NULL}label)"}
+    if label_rules & set(names) and isinstance(raw_label, str) and raw_label.strip():
+        # the label did not map onto the taxonomy: name it (the rule stays listed after it)
+        parts.insert(0, f"unknown label {raw_label.strip()[:60]!r}")
+    missing = [n[len(_NOT_NULL):-1] for n in names if n.startswith(_NOT_NULL)]
+    parts += [n for n in names if not n.startswith(_NOT_NULL)]
+    if len(missing) > MAX_LISTED_COLUMNS:
+        shown = ", ".join(missing[:MAX_LISTED_COLUMNS])
+        parts.append(f"{_NOT_NULL}{len(missing)} columns: {shown}, ...)")
+    else:
+        parts += [f"{_NOT_NULL}{c})" for c in missing]
+    return "; ".join(parts)
 
 
 def build_data_docs(context: AbstractDataContext) -> None:
