@@ -197,6 +197,34 @@ def test_serve_scores_flows_with_online_host_features(champion_home, server) -> 
 
 
 @pytest.mark.slow
+def test_booster_fast_path_gives_predict_probas_numbers(champion_home) -> None:
+    """scoring.predict_rows (what a request goes through) against the sklearn wrapper's
+    predict_proba on the same rows: host windows known, unknown (NaN) and mixed."""
+    import numpy as np
+
+    from flowguard.config import get_settings
+    from flowguard.pipeline import _mlflow
+    from flowguard.registry import load_model
+    from flowguard.schema import MODEL_FEATURES
+    from flowguard.scoring import predict_rows
+
+    home, frame, version = champion_home
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FLOWGUARD_HOME", str(home))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        settings = get_settings()
+        model, _ = load_model(_mlflow(settings), settings.model_name, version)
+    sample = frame.sample(300, random_state=1)[FEATURE_COLUMNS].astype("float64")
+    rng = np.random.default_rng(0)
+    for name in HOST_FEATURES:  # half the rows with a window, half without
+        sample[name] = np.where(rng.random(len(sample)) < 0.5, np.nan,
+                                rng.random(len(sample)) * 50)
+    rows = sample[MODEL_FEATURES].to_dict("records")
+    expected = model.predict_proba(sample[MODEL_FEATURES])
+    np.testing.assert_allclose(predict_rows(model, rows), expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("payload", "field", "message"), [
     ("missing", "flow_duration", "Field required"),
     ("infinite", "flow_byts_s", "finite"),

@@ -106,19 +106,28 @@ class Champion:
 
 
 def served_rows(results: list[dict[str, Any]], rows: list[dict[str, float]],
-                served_at: datetime) -> pd.DataFrame:
-    """The lake rows of scored flows: the features the model saw, its answer, when, which."""
-    frame = pd.DataFrame(rows, columns=FEATURE_COLUMNS + HOST_FEATURES, dtype="float64")
-    frame.insert(0, "served_at", pd.Timestamp(served_at).tz_convert("UTC"))
-    frame.insert(1, "event_timestamp", pd.to_datetime([r["event_timestamp"] for r in results],
-                                                      utc=True))
-    for name in ("flow_id", "src_ip", "model_version", "label"):
-        frame[name if name != "label" else "predicted_label"] = pd.array(
-            [None if r[name] is None else str(r[name]) for r in results], dtype="string")
-    frame["confidence"] = [max(r["probabilities"].values()) for r in results]
-    frame["host_features_fresh"] = [bool(r["host_features_fresh"]) for r in results]
-    frame["served_at"] = frame["served_at"].astype("datetime64[ns, UTC]")
-    frame["event_timestamp"] = frame["event_timestamp"].astype("datetime64[ns, UTC]")
+                served_at: datetime) -> list[dict[str, Any]]:
+    """The lake rows of scored flows: the features the model saw, its answer, when, which.
+
+    Plain dicts: a DataFrame per request would cost more than scoring the flow; the frame
+    is built once per flush (:func:`served_frame`)."""
+    return [{"served_at": served_at, "event_timestamp": r["event_timestamp"], **row,
+             "flow_id": r["flow_id"], "src_ip": r["src_ip"], "model_version": r["model_version"],
+             "predicted_label": r["label"], "confidence": max(r["probabilities"].values()),
+             "host_features_fresh": bool(r["host_features_fresh"])}
+            for r, row in zip(results, rows, strict=True)]
+
+
+def served_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Served rows as the lake's parquet schema (UTC timestamps, string ids, float features)."""
+    frame = pd.DataFrame(rows)
+    for name in ("served_at", "event_timestamp"):
+        frame[name] = pd.to_datetime(frame[name], utc=True).astype("datetime64[ns, UTC]")
+    for name in FEATURE_COLUMNS + HOST_FEATURES + ["confidence"]:
+        frame[name] = frame[name].astype("float64")
+    for name in ("flow_id", "src_ip", "model_version", "predicted_label"):
+        frame[name] = frame[name].map(lambda v: None if v is None else str(v)).astype("string")
+    frame["host_features_fresh"] = frame["host_features_fresh"].astype(bool)
     return frame
 
 
@@ -134,27 +143,25 @@ class ServedLog:
 
     def __init__(self, root: Path, max_rows: int = 1000, max_seconds: float = 5.0) -> None:
         self.root, self.max_rows, self.max_seconds = Path(root), max_rows, max_seconds
-        self._frames: list[pd.DataFrame] = []
-        self._rows = 0
+        self._rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.written = 0
 
-    def add(self, frame: pd.DataFrame) -> None:
+    def add(self, rows: list[dict[str, Any]]) -> None:
         with self._lock:
-            self._frames.append(frame)
-            self._rows += len(frame)
-            full = self._rows >= self.max_rows
+            self._rows.extend(rows)
+            full = len(self._rows) >= self.max_rows
         if full:
             self.flush()
 
     def flush(self) -> list[Path]:
         with self._lock:
-            frames, self._frames, self._rows = self._frames, [], 0
-        if not frames:
+            rows, self._rows = self._rows, []
+        if not rows:
             return []
-        frame = pd.concat(frames, ignore_index=True)
+        frame = served_frame(rows)
         paths = []
         stamp = f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         for day, part in frame.groupby(frame["served_at"].dt.strftime("%Y-%m-%d"), sort=True):
