@@ -146,3 +146,14 @@ def test_chunk_built_fit_gives_todays_macro_f1(week_set: Path) -> None:
     proba = new.predict_proba(test[MODEL_FEATURES])
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
     assert list(new.feature_names_in_) == MODEL_FEATURES
+
+
+@pytest.mark.parametrize(("rows", "expected"), [(0, 10.0), (5_000, 10.0), (30_000, 13.5),
+                                                (100_000, 45.0), (2_000_000, 45.0)])
+def test_search_budget_follows_the_trial_rows(rows: int, expected: float) -> None:
+    from flowguard.training import TuningConfig, search_budget
+
+    scaled = TuningConfig(budget_seconds=45, budget_per_100k_rows=45)
+    assert search_budget(scaled, rows) == expected
+    assert search_budget(TuningConfig(budget_seconds=45), rows) == 45  # not asked: as given
+    assert search_budget(TuningConfig(budget_seconds=0, budget_per_100k_rows=45), rows) == 0

@@ -32,7 +32,7 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +76,25 @@ class TuningConfig:
     early_stopping_rounds: int = 20
     max_class_rows: int = 150_000  # final fits: larger classes down-sampled, weights kept; 0: all
     host_dropout: float = HOST_DROPOUT  # share of rows fitted again with host features hidden
+    # A budget that fits the data (the training DAG sets it): a trial's cost follows its rows
+    # (at most ``max_rows``), so the budget becomes ``budget_per_100k_rows`` s per 100 k trial
+    # rows, at least ``min_budget_seconds``, at most ``budget_seconds``. 0: ``budget_seconds``
+    # as given (docs/training.md, "Search budget").
+    budget_per_100k_rows: float = 0.0
+    min_budget_seconds: float = 10.0
+
+
+def search_budget(config: TuningConfig, train_rows: int) -> float:
+    """The search's wall-clock budget for a training split of ``train_rows`` rows.
+
+    45 s spent on 5 000 rows (the demo's windows) bought nothing a 10 s search does not: a
+    trial there takes about a second, so ten of them fit; at 100 k trial rows and more
+    (every window of a real week) the requested budget applies unchanged.
+    """
+    if config.budget_seconds <= 0 or config.budget_per_100k_rows <= 0:
+        return max(0.0, config.budget_seconds)
+    scaled = config.budget_per_100k_rows * min(train_rows, config.max_rows) / 100_000
+    return round(min(config.budget_seconds, max(config.min_budget_seconds, scaled)), 1)
 
 
 @dataclass
@@ -134,6 +153,35 @@ def reference_rows(path: Path, train: pd.DataFrame, rows: int, seed: int) -> pd.
     full = full.drop_duplicates("flow_uid").set_index("flow_uid")
     full = full.reindex(sample["flow_uid"].to_numpy()).rename_axis("flow_uid").reset_index()
     return full[source.schema_arrow.names]
+
+
+class StagePeaks:
+    """Peak resident memory of each stage of one training run, in MB.
+
+    Linux's ``VmHWM`` (the process's peak RSS) is read at the end of a stage and reset for
+    the next (``/proc/self/clear_refs``); where it cannot be reset the figures are the peak
+    so far. Logged as ``peak_rss_mb.<stage>`` metrics, read by benchmarks/bench_training.py.
+    """
+
+    def __init__(self) -> None:
+        self.peaks: dict[str, float] = {}
+        self._reset()
+
+    @staticmethod
+    def _reset() -> None:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            pass
+
+    def mark(self, stage: str) -> None:
+        try:
+            with open("/proc/self/status") as fh:
+                kb = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+        except (OSError, StopIteration):
+            return
+        self.peaks[stage] = round(kb / 1024, 1)
+        self._reset()
 
 
 def training_rows(frame: pd.DataFrame, include_attempted: bool = False
@@ -487,6 +535,7 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
 
     tuning = tuning or TuningConfig()
     np.random.seed(seed)
+    peaks = StagePeaks()
     frame, attempted = training_rows(read_training_set(training_set), include_attempted)
     excluded, withheld, removed = 0, {}, frame.iloc[0:0]
     if exclude_uids is not None and len(exclude_uids):
@@ -508,8 +557,11 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
                     len(removed))
         test, holdout_source = removed, "frozen holdout (no newer flows in the window)"
     classes = sorted(frame["label"].unique())
+    requested_budget = tuning.budget_seconds
+    tuning = replace(tuning, budget_seconds=search_budget(tuning, len(train)))
     # the splits are copies: keep only what the model card reads of the whole window
     frame = frame[["event_timestamp"]]
+    peaks.mark("read_split")
     experiment_id = ensure_experiment(EXPERIMENT, artifact_root / EXPERIMENT)
     with mlflow.start_run(experiment_id=experiment_id,
                           run_name=str(lineage.get("run_name") or lineage.get("dag_run_id")
@@ -536,17 +588,21 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
                            "split": "per-class time order 70/10/20",
                            "holdout_source": holdout_source,
                            "class_weighting": "1/sqrt(freq)", "tuning_budget_s": tuning.budget_seconds,
+                           "tuning_budget_requested_s": requested_budget,
                            "max_class_rows": tuning.max_class_rows,
                            "host_dropout": tuning.host_dropout,
                            "tuning_max_trials": tuning.max_trials})
+        peaks.mark("log_inputs")
         started = time.perf_counter()
         best, trials, chosen = tune(train, valid, classes, tuning, seed)
         tuning_seconds = time.perf_counter() - started
+        peaks.mark("search")
         started = time.perf_counter()
         model, best_iteration, valid_metrics = final_fit(
             train, valid, classes, best, tuning, seed,
             rounds=chosen["best_iteration"] if chosen else None)
         fit_seconds = time.perf_counter() - started
+        peaks.mark("final_fit")
         valid_f1 = chosen["valid_macro_f1"] if chosen else valid_metrics.get("macro_f1")
         mlflow.log_params({**best, "n_estimators": tuning.n_estimators, "max_bin": 64,
                            "final_fit": "train+validation, rounds from early stopping"
@@ -575,6 +631,8 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
                           valid, test, best, trials, tuning, best_iteration, metrics, digests,
                           excluded)
         mlflow.log_text(card, "model_card.md")
+        peaks.mark("evaluate_log_model")
+        mlflow.log_metrics({f"peak_rss_mb.{k}": v for k, v in peaks.peaks.items()})
         log.info("trained run %s: %s", run.info.run_id,
                  {k: round(v, 4) for k, v in metrics.items() if "." not in k})
         return TrainResult(run.info.run_id, info.model_uri, metrics, classes, best, trials)
