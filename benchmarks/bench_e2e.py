@@ -71,7 +71,7 @@ def stage(name: str, landing: Path, home: Path, state: Path) -> dict:
         pipeline.apply_feature_repo()
         pipeline.materialize_interval(start.isoformat(), end.isoformat())
     elif name == "training_set":
-        built = pipeline.build_training_set(end.isoformat(), 7, "bench-e2e")
+        built = pipeline.build_training_set(end.date().isoformat(), 7, "bench-e2e")
         info.update(training_set=built["path"], training_rows=built["rows"],
                     digest=built["digest"])
     elif name == "train":
