@@ -95,7 +95,10 @@ def stage(name: str, landing: Path, home: Path, state: Path) -> dict:
                                  if k.startswith("peak_rss_mb.")})
     seconds = time.perf_counter() - started
     state.write_text(json.dumps(info))
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(_peak_mb(), 1)}
+    # training resets VmHWM between its stages: its peak is the largest stage's
+    peak = max([_peak_mb(), *info.get("stage_peaks", {}).values()]) if name == "train" \
+        else _peak_mb()
+    return {"seconds": round(seconds, 2), "peak_rss_mb": round(peak, 1)}
 
 
 def floor(landing: Path, state: Path) -> dict:

@@ -120,6 +120,7 @@ def read_training_set(path: Path) -> pd.DataFrame:
     About 0.4 KB a row instead of the whole file in float64 (every provenance column and
     83 features at 8 bytes): what the split, the search and the fits need, nothing more.
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     names = set(pq.read_schema(path).names)
@@ -127,9 +128,12 @@ def read_training_set(path: Path) -> pd.DataFrame:
     missing = [c for c in MODEL_FEATURES if c not in names]
     if missing:
         raise ValueError(f"{path}: the training set lacks the model's features {missing}")
-    frame = pq.read_table(path, columns=columns).to_pandas()
-    frame[MODEL_FEATURES] = frame[MODEL_FEATURES].astype(np.float32)
-    return frame
+    table = pq.read_table(path, columns=columns)
+    # cast in Arrow, then hand the buffers over column by column: never the float64 frame
+    # and its float32 copy at once
+    table = table.cast(pa.schema([pa.field(f.name, pa.float32()) if f.name in MODEL_FEATURES
+                                  else f for f in table.schema]))
+    return table.to_pandas(self_destruct=True, split_blocks=True)
 
 
 def reference_rows(path: Path, train: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
