@@ -180,6 +180,7 @@ def in_process_floor(home: Path, repo: Path, records: list[dict], n: int) -> lis
     client = _mlflow(settings)
     version = champion_version(client, settings.model_name)
     model, classes = load_model(client, settings.model_name, version)
+    model.get_booster().set_param({"nthread": 1})  # as the server does
     store = get_store(repo, home)
     times = []
     for i in range(n):

@@ -52,8 +52,10 @@ class Champion:
     never a mix.
     """
 
-    def __init__(self, client: Any, name: str, poll_seconds: float = 10.0) -> None:
+    def __init__(self, client: Any, name: str, poll_seconds: float = 10.0,
+                 threads: int = 1) -> None:
         self.client, self.name, self.poll_seconds = client, name, poll_seconds
+        self.threads = threads
         self.current: tuple[Any, list[str], str] | None = None
         self.loaded_at: datetime | None = None
         self.checked_at: datetime | None = None
@@ -70,6 +72,8 @@ class Champion:
         if version is None or (self.current is not None and self.current[2] == version):
             return False
         model, classes = load_model(self.client, self.name, version)
+        # one flow per request: OpenMP threads only contend (scale with --workers instead)
+        model.get_booster().set_param({"nthread": self.threads})
         previous = self.current[2] if self.current else None
         self.current = (model, classes, version)
         self.loaded_at = datetime.now(UTC)
@@ -364,7 +368,8 @@ def app_from_env(poll_seconds: float | None = None) -> FastAPI:
     settings = get_settings()
     poll = float(os.environ.get("FLOWGUARD_SERVE_POLL_SECONDS", 10)) if poll_seconds is None \
         else poll_seconds
-    champion = Champion(_mlflow(settings), settings.model_name, poll)
+    champion = Champion(_mlflow(settings), settings.model_name, poll,
+                        threads=int(os.environ.get("FLOWGUARD_SERVE_THREADS", 1)))
     champion.check()  # load now if there is one: the first request does not wait for it
     store = get_store(settings.feature_repo, settings.home)
     log_served = os.environ.get("FLOWGUARD_SERVE_LOG", "1").strip().lower() not in {"0", "false",
