@@ -11,7 +11,8 @@ Timed: :func:`flowguard.training.train_and_log` end to end (split, Optuna search
 budget with nested runs, refit, metrics, confusion matrix, model card, ``log_model``) into a
 fresh SQLite MLflow store, each run in its own process so its peak RSS (``VmHWM``) is that run's own.
 Reported per size: median, min and max over the runs of total, tuning and final-fit
-seconds, peak RSS, holdout macro-F1, trials completed, and the load average before and
+seconds, peak RSS and peak RSS per training row (``bytes_per_row``; each run's peak per
+stage beside it), holdout macro-F1, trials completed, and the load average before and
 after (five helpers share these 2 cores).
 
     .venv/bin/python benchmarks/bench_training.py --quick
@@ -105,7 +106,8 @@ def _peak_mb() -> float:
         return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
 
 
-def one_run(path: Path, budget: float, trials: int, n_estimators: int) -> dict:
+def one_run(path: Path, budget: float, trials: int, n_estimators: int,
+            per_100k: float = 45.0) -> dict:
     """Child process: one timed training run into a throwaway MLflow store."""
     import mlflow
     import pandas as pd
@@ -113,6 +115,9 @@ def one_run(path: Path, budget: float, trials: int, n_estimators: int) -> dict:
     from flowguard.training import TuningConfig, train_and_log
 
     rows = len(pd.read_parquet(path, columns=["label"]))
+    # an older checkout (measuring before and after) has no scaled budget
+    scaled = ({"budget_per_100k_rows": per_100k}
+              if "budget_per_100k_rows" in TuningConfig.__dataclass_fields__ else {})
     with tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
         mlflow.set_registry_uri(f"sqlite:///{tmp}/mlflow.db")
@@ -121,9 +126,13 @@ def one_run(path: Path, budget: float, trials: int, n_estimators: int) -> dict:
         started = time.perf_counter()
         result = train_and_log(path, Path(tmp) / "artifacts", "bench", {"trigger_reason": "bench"},
                                tuning=TuningConfig(budget_seconds=budget, max_trials=trials,
-                                                   n_estimators=n_estimators))
+                                                   n_estimators=n_estimators, **scaled))
         total = time.perf_counter() - started
         run = mlflow.MlflowClient().get_run(result.run_id)
+    # training resets VmHWM between its stages: the run's peak is the largest stage's
+    stages = {k.split(".", 1)[1]: v for k, v in run.data.metrics.items()
+              if k.startswith("peak_rss_mb.")}
+    peak = max([_peak_mb(), *stages.values()])
     return {"rows": rows, "seconds_total": round(total, 2),
             "seconds_tuning": round(run.data.metrics["tuning_seconds"], 2),
             "seconds_final_fit": round(run.data.metrics["fit_seconds"], 2),
@@ -132,7 +141,11 @@ def one_run(path: Path, budget: float, trials: int, n_estimators: int) -> dict:
             "accuracy": round(result.metrics["accuracy"], 4),
             "log_loss": round(result.metrics["log_loss"], 4),
             "classes": len(result.classes),
-            "peak_rss_mb": round(_peak_mb(), 1),
+            "peak_rss_mb": round(peak, 1),
+            "bytes_per_row": round(peak * 2**20 / max(1, rows)),
+            # per stage of train_and_log (read + split, logged inputs, search, final fit,
+            # evaluation + model logging): peak RSS within the stage
+            "stage_peak_rss_mb": stages,
             "load_before": [round(x, 2) for x in load_before],
             "load_after": [round(x, 2) for x in os.getloadavg()]}
 
@@ -140,7 +153,7 @@ def one_run(path: Path, budget: float, trials: int, n_estimators: int) -> dict:
 def summarise(runs: list[dict]) -> dict:
     out: dict = {"runs": runs, "n_runs": len(runs), "rows": runs[0]["rows"]}
     for key in ("seconds_total", "seconds_tuning", "seconds_final_fit", "peak_rss_mb",
-                "macro_f1", "trials"):
+                "bytes_per_row", "macro_f1", "trials"):
         values = [r[key] for r in runs]
         out[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
     return out
@@ -158,13 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=45.0,
                         help="tuning budget (s); 45 is the training DAG's default")
     parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--budget-per-100k", type=float, default=45.0,
+                        help="search budget per 100 k trial rows, as the training DAG sets it "
+                             "(0: --budget as given)")
     parser.add_argument("--n-estimators", type=int, default=300)
     parser.add_argument("--out", type=Path, default=PROJECT / "benchmarks" / "results" / "training.json")
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.one:
-        print(json.dumps(one_run(args.one, args.budget, args.trials, args.n_estimators)))
+        print(json.dumps(one_run(args.one, args.budget, args.trials, args.n_estimators,
+                                 args.budget_per_100k)))
         return 0
     if args.quick:
         args.sizes, args.runs, args.budget, args.trials = [20_000], [1], 10.0, 3
@@ -183,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.runs[min(i, len(args.runs) - 1)]):
             child = subprocess.run(
                 [sys.executable, __file__, "--one", str(path), "--budget", str(args.budget),
-                 "--trials", str(args.trials), "--n-estimators", str(args.n_estimators)],
+                 "--trials", str(args.trials), "--n-estimators", str(args.n_estimators),
+                 "--budget-per-100k", str(args.budget_per_100k)],
                 capture_output=True, text=True, check=False,
                 env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
                      "OMP_WAIT_POLICY": "PASSIVE"})
@@ -209,6 +227,7 @@ def write(args: argparse.Namespace, results: list[dict], prep: float) -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]},
         "settings": {"tuning_budget_s": args.budget, "max_trials": args.trials,
+                     "budget_per_100k_rows": args.budget_per_100k,
                      "n_estimators": args.n_estimators, "quick": args.quick,
                      "max_class_rows": _default_class_cap(),
                      "data": f"{args.data or 'generated synthetic week'} via ingest.read_day"

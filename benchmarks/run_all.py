@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             extra: list[str] = []
             if not args.quick and area == "ingest":
                 extra = ["--data", str(args.data)] if args.data else ["--work", str(ingest_work)]
-            if not args.quick and area == "training" and week.exists():
+            if not args.quick and area in ("training", "e2e") and week.exists():
                 extra = ["--data", str(week)]
             if not args.quick and area == "drift":
                 # the old alibi ClassifierDrift comparison is a one-off (docs/monitoring.md)

@@ -25,6 +25,16 @@ pip_quiet() {
   return "$status"
 }
 
+# A long silent install says what it is doing: every 15 s, how long and how much so far.
+progress() {
+  local what=$1 dir=$2 began; began=$(date +%s)
+  while sleep 15; do
+    echo "bootstrap: ${what}: $(( $(date +%s) - began )) s, $(du -sh "$dir" 2>/dev/null | cut -f1) installed so far"
+  done
+}
+ticker=""
+trap '[ -z "$ticker" ] || kill "$ticker" 2>/dev/null || true' EXIT
+
 stamp_ok() { [ -f "$1/.lock-stamp" ] && [ "$(cat "$1/.lock-stamp")" = "$(sha256sum "$2" pyproject.toml | sha256sum | cut -c1-64)" ]; }
 write_stamp() { sha256sum "$2" pyproject.toml | sha256sum | cut -c1-64 > "$1/.lock-stamp"; }
 
@@ -43,8 +53,12 @@ if ! stamp_ok .venv-drift requirements-drift.txt; then
   echo "bootstrap: building the drift runtime (.venv-drift) from requirements-drift.txt"
   start=$(date +%s)
   [ -x .venv-drift/bin/python ] || "$PYTHON" -m venv .venv-drift
+  echo "bootstrap: installing $(grep -c '==' requirements-drift.txt) pinned packages (torch 2.13 CPU," \
+    "alibi-detect 0.11.4; ~2 GB): about 75 s from a warm cache, a few minutes from a cold one"
+  progress "drift runtime" .venv-drift & ticker=$!
   pip_quiet .venv-drift/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
     -r requirements-drift.txt
+  kill "$ticker" 2>/dev/null || true; ticker=""
   .venv-drift/bin/python -c 'import torch; assert "+cpu" in torch.__version__ or not torch.cuda.is_available(), torch.__version__'
   pip_quiet .venv-drift/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
   # `pip check` must be clean but for the one documented override (requirements-drift.in:

@@ -32,7 +32,7 @@ ENV_EXAMPLE = PROJECT / ".env.example"
 DOCKERFILE = PROJECT / "Dockerfile"
 AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
                     "airflow-triggerer", "airflow-worker", "airflow-init"}
-SERVICES = AIRFLOW_SERVICES | {"postgres", "redis", "mlflow"}
+SERVICES = AIRFLOW_SERVICES | {"postgres", "redis", "mlflow", "flowguard-serve"}
 SECRET = re.compile(r"PASSWORD|SECRET|FERNET")
 _VAR = re.compile(r"\$(?:(?P<escaped>\$)|\{(?P<braced>[^}]*)\}|(?P<named>[A-Za-z_]\w*))")
 _BRACED = re.compile(r"^(?P<name>[A-Za-z_]\w*)(?:(?P<op>:-|-|:\?|\?|:\+|\+)(?P<arg>.*))?$", re.S)
@@ -213,7 +213,7 @@ def test_published_ports_bind_to_localhost_by_default(raw: dict) -> None:
     document = _walk(raw, lambda s: interpolate(s, env))
     published = [(name, port) for name, service in document["services"].items()
                  for port in service.get("ports", [])]
-    assert {name for name, _ in published} == {"airflow-apiserver", "mlflow"}
+    assert {name for name, _ in published} == {"airflow-apiserver", "mlflow", "flowguard-serve"}
     for name, port in published:
         assert str(port).startswith("127.0.0.1:"), (name, port)
     for name in ("postgres", "redis"):  # reachable by the other containers only
@@ -237,6 +237,15 @@ def test_airflow_environment_is_the_tested_production_profile(rendered: dict) ->
     command = rendered["services"]["mlflow"]["command"]
     backend = command[command.index("--backend-store-uri") + 1]
     assert backend.startswith("postgresql+psycopg2://mlflow:") and backend.endswith("@postgres:5432/mlflow")
+
+
+def test_serve_reads_the_registry_and_online_store_the_dags_write(raw: dict) -> None:
+    serve = raw["services"]["flowguard-serve"]["environment"]  # before interpolation: the
+    airflow = raw["services"]["airflow-worker"]["environment"]  # same text, secrets included
+    for key in ("MLFLOW_TRACKING_URI", "FLOWGUARD_HOME", "FLOWGUARD_FEAST_YAML",
+                "FLOWGUARD_FEAST_REGISTRY_URL", "FLOWGUARD_FEAST_REDIS"):
+        assert serve[key] == airflow[key], key
+    assert raw["services"]["flowguard-serve"]["command"][:2] == ["flowguard", "serve"]
 
 
 def _dockerfile_instructions() -> list[tuple[str, list[str]]]:

@@ -103,6 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
                            "Example: examples/flow.json.")
     score.add_argument("input", nargs="?", default="-",
                        help="JSON file, or - for stdin (default -)")
+    srv = sub.add_parser("serve", help="serve the champion over HTTP (POST /score, "
+                         "/score/batch; GET /health): reloads when the champion alias moves",
+                         description="Loads the registry's champion once, polls the alias "
+                         "every $FLOWGUARD_SERVE_POLL_SECONDS (10) and swaps the model when it "
+                         "moves; host features from the profile's online store; scored flows "
+                         "appended to $FLOWGUARD_HOME/lake/served (docs/serving.md).")
+    srv.add_argument("--host", default=os.environ.get("FLOWGUARD_SERVE_HOST", "127.0.0.1"),
+                     help="address to bind (default $FLOWGUARD_SERVE_HOST or 127.0.0.1)")
+    srv.add_argument("--port", type=int, default=_env_int("FLOWGUARD_SERVE_PORT", 8000),
+                     help="port (default $FLOWGUARD_SERVE_PORT or 8000)")
+    srv.add_argument("--workers", type=int, default=_env_int("FLOWGUARD_SERVE_WORKERS", 1),
+                     help="server processes, each with its own copy of the model (default 1)")
     feast = sub.add_parser(
         "feast", help="the feast CLI on this profile's feature repo and stores (what `make "
         "feast-apply` runs): FLOWGUARD_HOME resolved, as the DAGs spell it",
@@ -340,6 +352,13 @@ def _run(args: argparse.Namespace) -> int:
             print(json.dumps({"error": str(exc), "input": args.input}), file=sys.stderr)
             return 2
         print(json.dumps(results if many else results[0], indent=2))
+        return 0
+    if args.command == "serve":
+        from flowguard.serve import serve
+
+        logging.getLogger().setLevel(logging.WARNING)
+        logging.getLogger("flowguard").setLevel(logging.INFO)  # which version serves, reloads
+        serve(args.host, args.port, args.workers)
         return 0
     if args.command == "backtest":
         from flowguard.backtest import ShiftSpec, run_backtest

@@ -128,6 +128,16 @@ class Demo:
     ingests: list[dict[str, Any]] = field(default_factory=list)
     monitors: list[dict[str, Any]] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    # progress: generate, Airflow, 3 ingests, first training, 2 x (ingest + monitor); each
+    # drift-triggered retrain adds one
+    stage_no: int = 0
+    stages_total: int = 10
+
+    def stage(self, what: str) -> None:
+        """Announce the next stage: ``stage 4 of 10: ...`` (a retrain raises the total)."""
+        self.stage_no += 1
+        self.stages_total = max(self.stages_total, self.stage_no)
+        say(f"stage {self.stage_no} of {self.stages_total}: {what}")
 
     def trigger(self, api: Api, dag_id: str, run_id: str, conf: dict[str, Any] | None = None,
                 day: date | None = None) -> str:
@@ -177,14 +187,15 @@ class Demo:
         env = airflow_process_env(home, self.port)
         os.environ.update({k: v for k, v in env.items() if k.startswith(("FLOWGUARD", "MLFLOW"))})
 
-        say(f"generating the synthetic CICIDS2017 week from real flows (scale {self.scale}) into "
-            f"{settings.landing_dir}")
+        self.stage(f"generating the synthetic CICIDS2017 week from real flows (scale "
+                   f"{self.scale}) into {settings.landing_dir}")
         t0 = time.monotonic()
         files = generate_week(settings.landing_dir, scale=self.scale, quirk_rate=0.001)
         self.timings["generate week"] = round(time.monotonic() - t0, 1)
         say(f"  {len(files)} files in {self.timings['generate week']} s")
 
-        say("starting Airflow (standalone: api-server, scheduler, dag-processor, triggerer)")
+        self.stage("starting Airflow (standalone: api-server, scheduler, dag-processor, "
+                   "triggerer; about a minute)")
         t0 = time.monotonic()
         server = AirflowStandalone(env, home / "airflow" / "standalone.log", self.port)
         try:
@@ -229,7 +240,8 @@ class Demo:
         days = [WEEK_START + timedelta(days=i) for i in range(5)]
         for day in days[:3]:
             self._ingest(api, day)
-        say("training the first model on Monday-Wednesday")
+        self.stage("training the first model on Monday-Wednesday (training set through Feast, "
+                   "a search sized to the data, MLflow run, gate)")
         run_id = self.trigger(api, TRAIN, "demo__train__initial",
                               {"as_of": str(days[3]), "reason": "initial (demo)"})
         self.wait(api, TRAIN, run_id, "train (initial)")
@@ -239,6 +251,7 @@ class Demo:
             before = self._run_ids(api, MONITOR)
             self._ingest(api, day)
             run_id = self._wait_for_new_run(api, MONITOR, before)
+            self.stage(f"monitoring {day:%a} (drift detectors in the drift runtime)")
             state = self.wait(api, MONITOR, run_id, f"monitor {day:%a}")
             if state != "success" or self._task_state(api, MONITOR, run_id, "report") != "success":
                 continue
@@ -248,7 +261,8 @@ class Demo:
                                              else f"; {decision['why']}"))
             if decision["retrain"]:
                 retrain = f"drift__{run_id}"
-                say(f"drift: waiting for the training run it triggered ({retrain})")
+                self.stages_total += 1
+                self.stage(f"drift: the retrain it triggered ({retrain})")
                 self._wait_for_run(api, TRAIN, retrain)
                 self.wait(api, TRAIN, retrain, f"retrain after {day:%a}")
         # Leave the DAGs paused: `make airflow` must not start scheduled runs for today's
@@ -287,6 +301,7 @@ class Demo:
         raise DemoFailed(f"the monitor reported drift but {dag_id} run {run_id} never appeared")
 
     def _ingest(self, api: Api, day: date) -> None:
+        self.stage(f"ingesting {day:%A %Y-%m-%d} (validate, feast apply, materialize)")
         run_id = self.trigger(api, INGEST, f"demo__ingest__{day}", day=day)
         if self.wait(api, INGEST, run_id, f"ingest {day:%a}") == "success":
             self.ingests.append(api.xcom(INGEST, run_id, "materialize"))

@@ -97,7 +97,13 @@ def reproduce(model_name: str, version: str, workdir: Path | None = None,
     )
     from flowguard.lineage import frame_digest
     from flowguard.registry import HOLDOUT_ARTIFACT, load_run_frame
-    from flowguard.training import TuningConfig, final_fit, predict_proba, prepare_splits
+    from flowguard.training import (
+        TuningConfig,
+        final_fit,
+        predict_proba,
+        prepare_splits,
+        read_training_set,
+    )
 
     settings = get_settings()
     client = MlflowClient(settings.mlflow_tracking_uri)
@@ -125,7 +131,13 @@ def reproduce(model_name: str, version: str, workdir: Path | None = None,
             frame = historical_features(get_store(settings.feature_repo, scratch),
                                         entity_rows(scratch / "lake" / "flows", days))
         digest = frame_digest(frame)
-        splits = prepare_splits(frame, exclude, bool(lineage.get("train_on_attempted")),
+        # read back the way a training run reads its set (model columns, float32)
+        path = scratch / "work" / "reproduce" / "training_set.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(path, index=False)
+        rows = len(frame)
+        del frame
+        splits = prepare_splits(read_training_set(path), exclude, bool(lineage.get("train_on_attempted")),
                                 f"reproduced training set of {model_name} v{version}")
         classes = sorted(splits.frame["label"].unique())
         np.random.seed(seed)
@@ -146,7 +158,7 @@ def reproduce(model_name: str, version: str, workdir: Path | None = None,
             "data_version": lineage["data_version"]["outs"],
             "training_days": lineage["training_days"], "seed": seed, "rounds": rounds,
             "params": params,
-            "training_set": {"rows": len(frame), "registered_digest":
+            "training_set": {"rows": rows, "registered_digest":
                              lineage.get("training_set_digest"), "reproduced_digest": digest,
                              "identical": digest == lineage.get("training_set_digest")},
             "holdout_rows": len(splits.test), "metrics": compared,

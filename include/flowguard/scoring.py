@@ -18,6 +18,7 @@ import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from flowguard.features import HOST_KEY, HOST_TTL, HOST_VIEW, UNKNOWN_HOST
@@ -100,6 +101,21 @@ def host_features(store: FeatureStore, src_ips: list[str], at: list[pd.Timestamp
     return hosts
 
 
+def predict_rows(model: Any, rows: list[dict[str, float]]) -> np.ndarray:
+    """Class probabilities of feature rows, straight from the booster.
+
+    The same numbers as ``model.predict_proba(DataFrame(rows))`` (tests/test_serve.py), at
+    about 0.5 ms instead of 15 ms for one flow: the sklearn wrapper's per-column pandas
+    conversion, not the trees, was the cost of scoring one flow. Column order is
+    ``MODEL_FEATURES``, the order the model was fitted with.
+    """
+    matrix = np.array([[row[c] for c in MODEL_FEATURES] for row in rows], dtype=np.float64)
+    best = getattr(model, "best_iteration", None)  # the rounds predict_proba would use
+    proba = model.get_booster().inplace_predict(
+        matrix, iteration_range=(0, best + 1) if best is not None else (0, 0))
+    return proba if proba.ndim == 2 else np.column_stack([1 - proba, proba])
+
+
 def score_flows(records: list[dict[str, Any]], store: FeatureStore, model: Any,
                 classes: list[str], model_version: str, now: datetime | None = None
                 ) -> list[dict[str, Any]]:
@@ -111,7 +127,7 @@ def score_flows(records: list[dict[str, Any]], store: FeatureStore, model: Any,
     rows = [{**{c: flow[c] for c in FEATURE_COLUMNS},
              **{k: (math.nan if v is None else float(v)) for k, v in host["features"].items()}}
             for flow, host in zip(flows, hosts, strict=True)]
-    proba = model.predict_proba(pd.DataFrame(rows, columns=MODEL_FEATURES))
+    proba = predict_rows(model, rows)
     results = []
     for flow, when, host, p in zip(flows, times, hosts, proba, strict=True):
         probabilities = {c: round(float(x), 6) for c, x in zip(classes, p, strict=True)}

@@ -32,7 +32,7 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +76,25 @@ class TuningConfig:
     early_stopping_rounds: int = 20
     max_class_rows: int = 150_000  # final fits: larger classes down-sampled, weights kept; 0: all
     host_dropout: float = HOST_DROPOUT  # share of rows fitted again with host features hidden
+    # A budget that fits the data (the training DAG sets it): a trial's cost follows its rows
+    # (at most ``max_rows``), so the budget becomes ``budget_per_100k_rows`` s per 100 k trial
+    # rows, at least ``min_budget_seconds``, at most ``budget_seconds``. 0: ``budget_seconds``
+    # as given (docs/training.md, "Search budget").
+    budget_per_100k_rows: float = 0.0
+    min_budget_seconds: float = 10.0
+
+
+def search_budget(config: TuningConfig, train_rows: int) -> float:
+    """The search's wall-clock budget for a training split of ``train_rows`` rows.
+
+    45 s spent on 5 000 rows (the demo's windows) bought nothing a 10 s search does not: a
+    trial there takes about a second, so ten of them fit; at 100 k trial rows and more
+    (every window of a real week) the requested budget applies unchanged.
+    """
+    if config.budget_seconds <= 0 or config.budget_per_100k_rows <= 0:
+        return max(0.0, config.budget_seconds)
+    scaled = config.budget_per_100k_rows * min(train_rows, config.max_rows) / 100_000
+    return round(min(config.budget_seconds, max(config.min_budget_seconds, scaled)), 1)
 
 
 @dataclass
@@ -86,6 +105,87 @@ class TrainResult:
     classes: list[str]
     params: dict[str, Any] = field(default_factory=dict)
     trials: int = 0
+
+
+# What training reads of a training set: the keys the split, the frozen holdout and the
+# monitor's reference need, and the model's features (as float32: XGBoost casts every feature
+# to float32 itself, so the model is the same; the saved drift reference is re-read in
+# float64, :func:`reference_rows`).
+KEY_COLUMNS = ["flow_uid", "event_timestamp", "label", "src_ip"]
+
+
+def read_training_set(path: Path) -> pd.DataFrame:
+    """The training set's keys and model features, features as float32.
+
+    About 0.4 KB a row instead of the whole file in float64 (every provenance column and
+    83 features at 8 bytes): what the split, the search and the fits need, nothing more.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = set(pq.read_schema(path).names)
+    columns = [c for c in KEY_COLUMNS + MODEL_FEATURES if c in names]
+    missing = [c for c in MODEL_FEATURES if c not in names]
+    if missing:
+        raise ValueError(f"{path}: the training set lacks the model's features {missing}")
+    table = pq.read_table(path, columns=columns)
+    # cast in Arrow, then hand the buffers over column by column: never the float64 frame
+    # and its float32 copy at once
+    table = table.cast(pa.schema([pa.field(f.name, pa.float32()) if f.name in MODEL_FEATURES
+                                  else f for f in table.schema]))
+    return table.to_pandas(self_destruct=True, split_blocks=True)
+
+
+def reference_rows(path: Path, train: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    """The drift reference: a seeded sample of the training split, every column of the
+    training set in its stored precision (float64), re-read for the sampled flows only.
+
+    The sample is drawn from the (float32) training split exactly as before; its values come
+    from the file, so the detectors' reference is not rounded (docs/training.md).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    sample = train.sample(min(rows, len(train)), random_state=seed)
+    source = pq.ParquetFile(path)
+    uids = pa.array(sample["flow_uid"].to_numpy()).cast(source.schema_arrow.field("flow_uid").type)
+    # batch by batch: the whole file in float64 is what training no longer holds
+    kept = [batch.filter(pc.is_in(batch["flow_uid"], value_set=uids))
+            for batch in source.iter_batches(batch_size=100_000)]
+    full = pa.Table.from_batches(kept, schema=source.schema_arrow).to_pandas()
+    full = full.drop_duplicates("flow_uid").set_index("flow_uid")
+    full = full.reindex(sample["flow_uid"].to_numpy()).rename_axis("flow_uid").reset_index()
+    return full[source.schema_arrow.names]
+
+
+class StagePeaks:
+    """Peak resident memory of each stage of one training run, in MB.
+
+    Linux's ``VmHWM`` (the process's peak RSS) is read at the end of a stage and reset for
+    the next (``/proc/self/clear_refs``); where it cannot be reset the figures are the peak
+    so far. Logged as ``peak_rss_mb.<stage>`` metrics, read by benchmarks/bench_training.py.
+    """
+
+    def __init__(self) -> None:
+        self.peaks: dict[str, float] = {}
+        self._reset()
+
+    @staticmethod
+    def _reset() -> None:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            pass
+
+    def mark(self, stage: str) -> None:
+        try:
+            with open("/proc/self/status") as fh:
+                kb = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+        except (OSError, StopIteration):
+            return
+        self.peaks[stage] = round(kb / 1024, 1)
+        self._reset()
 
 
 def training_rows(frame: pd.DataFrame, include_attempted: bool = False
@@ -117,19 +217,27 @@ def time_aware_split(frame: pd.DataFrame, valid: float = 0.1, test: float = 0.2,
     this, a retrain trained on the oldest 55 % of such a class only (docs/training.md).
     """
     withheld = withheld or {}
-    parts: dict[str, list[pd.DataFrame]] = {"train": [], "valid": [], "test": []}
-    for label, group in frame.sort_values(["event_timestamp", "flow_uid"]).groupby("label",
-                                                                                  sort=True):
-        n = len(group)
+    # Positions, not copies: one stable ordering by (time, flow) then by class gives each
+    # class's flows in time order; each split is then one ``take`` of the frame (the sorted
+    # copy of the whole frame this used to make was a full extra frame at peak).
+    order = np.lexsort((frame["flow_uid"].to_numpy(), frame["event_timestamp"].to_numpy()))
+    labels = frame["label"].to_numpy()[order]
+    order = order[np.argsort(labels, kind="stable")]
+    labels = labels[np.argsort(labels, kind="stable")]
+    names, starts, counts = np.unique(labels, return_index=True, return_counts=True)
+    parts: dict[str, list[np.ndarray]] = {"train": [], "valid": [], "test": []}
+    for label, start, n in zip(names, starts, counts, strict=True):
+        group = order[start:start + n]
         held = int(withheld.get(str(label), 0))
         total = n + held
         n_test = max(0, int(round(total * test)) - held) if total >= 5 else 0
         n_valid = min(int(round(total * valid)) if total >= 10 else 0, n - n_test)
         cut_train = n - n_test - n_valid
-        parts["train"].append(group.iloc[:cut_train])
-        parts["valid"].append(group.iloc[cut_train:cut_train + n_valid])
-        parts["test"].append(group.iloc[cut_train + n_valid:])
-    return tuple(pd.concat(parts[k], ignore_index=True) for k in ("train", "valid", "test"))
+        parts["train"].append(group[:cut_train])
+        parts["valid"].append(group[cut_train:cut_train + n_valid])
+        parts["test"].append(group[cut_train + n_valid:])
+    return tuple(frame.take(np.concatenate(parts[k]) if parts[k] else np.array([], dtype=int))
+                 .reset_index(drop=True) for k in ("train", "valid", "test"))
 
 
 def class_weights(labels: pd.Series) -> np.ndarray:
@@ -157,6 +265,49 @@ def cap_per_class(frame: pd.DataFrame, max_rows: int, seed: int,
     return kept, weights / weights.mean()
 
 
+CHUNK_ROWS = 100_000  # rows per batch handed to XGBoost's QuantileDMatrix
+
+
+def _batches(features: pd.DataFrame, target: np.ndarray, weights: np.ndarray,
+             copies: np.ndarray, chunk_rows: int = CHUNK_ROWS):  # noqa: ANN202 - a generator
+    """(X, y, w) float32 chunks: the rows as they are, then the host-dropout copies with their
+    host features hidden. Only one chunk is ever copied out of the frame at a time."""
+    host = [features.columns.get_loc(c) for c in HOST_FEATURES]
+    for start in range(0, len(features), chunk_rows):
+        rows = slice(start, start + chunk_rows)
+        yield (features.iloc[rows].to_numpy(dtype=np.float32), target[rows], weights[rows])
+    for start in range(0, len(copies), chunk_rows):
+        rows = copies[start:start + chunk_rows]
+        chunk = features.iloc[rows].to_numpy(dtype=np.float32)
+        chunk[:, host] = np.nan
+        yield chunk, target[rows], weights[rows]
+
+
+def _quantile_dmatrix(batches: list | Any, max_bin: int, ref: Any = None) -> Any:
+    """A QuantileDMatrix built chunk by chunk from ``batches`` (an iterable of (X, y, w))."""
+    import xgboost as xgb
+
+    class Chunks(xgb.DataIter):
+        def __init__(self) -> None:
+            self._it = None
+            super().__init__(cache_prefix=None, release_data=True)
+
+        def next(self, input_data: Any) -> bool:  # noqa: A003 - XGBoost's interface
+            if self._it is None:
+                self._it = iter(batches())
+            try:
+                x, y, w = next(self._it)
+            except StopIteration:
+                return False
+            input_data(data=x, label=y, weight=w, feature_names=MODEL_FEATURES)
+            return True
+
+        def reset(self) -> None:
+            self._it = None
+
+    return xgb.QuantileDMatrix(Chunks(), max_bin=max_bin, ref=ref, nthread=N_THREADS)
+
+
 def fit_model(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], seed: int = 42,
               n_estimators: int = 300, params: dict[str, Any] | None = None,
               early_stopping_rounds: int = 20, weights: np.ndarray | None = None,
@@ -168,7 +319,12 @@ def fit_model(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], seed
     features hidden (NaN), so the trees learn to classify a flow whose host context is
     unknown: a host seen for the first time, a stale online window, a flow scored out of its
     day (docs/training.md, "Unknown host context").
+    The training matrix is built chunk by chunk (QuantileDMatrix from an iterator): the
+    copies and the float32 matrix are never materialised as frames. The result is an
+    ordinary ``XGBClassifier`` (the booster ``xgboost.train`` fitted, with the wrapper's
+    parameters), so logging, loading and ``predict_proba`` are unchanged.
     """
+    import xgboost as xgb
     from xgboost import XGBClassifier
 
     index = {c: i for i, c in enumerate(classes)}
@@ -179,19 +335,28 @@ def fit_model(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], seed
         random_state=seed, early_stopping_rounds=early_stopping_rounds if len(valid) else None,
         **{**DEFAULT_PARAMS, **(params or {})},
     )
-    eval_set = [(valid[MODEL_FEATURES], valid["label"].map(index))] if len(valid) else None
-    features, target = train[MODEL_FEATURES], train["label"].map(index)
-    weights = class_weights(train["label"]) if weights is None else weights
-    if host_dropout > 0 and len(features):
-        # Copies of a seeded share of the rows with their host features hidden, beside the
-        # rows as they are: the trees learn the flow without its host context as well.
-        copies = np.flatnonzero(np.random.default_rng(seed).random(len(features)) < host_dropout)
-        hidden = features.iloc[copies].copy()
-        hidden[HOST_FEATURES] = np.nan
-        features = pd.concat([features, hidden], ignore_index=True)
-        target = pd.concat([target, target.iloc[copies]], ignore_index=True)
-        weights = np.concatenate([weights, weights[copies]])
-    model.fit(features, target, sample_weight=weights, eval_set=eval_set, verbose=False)
+    features = train[MODEL_FEATURES]
+    target = train["label"].map(index).to_numpy(dtype=np.float32)
+    weights = class_weights(train["label"]) if weights is None else np.asarray(weights)
+    copies = np.flatnonzero(np.random.default_rng(seed).random(len(features)) < host_dropout) \
+        if host_dropout > 0 and len(features) else np.array([], dtype=np.int64)
+    dtrain = _quantile_dmatrix(lambda: _batches(features, target, weights, copies), 64)
+    evals = []
+    if len(valid):
+        vtarget = valid["label"].map(index).to_numpy(dtype=np.float32)
+        dvalid = _quantile_dmatrix(
+            lambda: _batches(valid[MODEL_FEATURES], vtarget, np.ones(len(valid)),
+                             np.array([], dtype=np.int64)), 64, ref=dtrain)
+        evals = [(dvalid, "validation_0")]
+    xgb_params = model.get_xgb_params()
+    if len(classes) > 2:
+        xgb_params["num_class"] = len(classes)
+    booster = xgb.train(xgb_params, dtrain, num_boost_round=n_estimators, evals=evals,
+                        early_stopping_rounds=early_stopping_rounds if evals else None,
+                        verbose_eval=False)
+    del dtrain, evals
+    model._Booster = booster
+    model.n_classes_ = len(classes) if len(classes) > 2 else 2
     return model
 
 
@@ -417,11 +582,17 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
 
     tuning = tuning or TuningConfig()
     np.random.seed(seed)
-    splits = prepare_splits(pd.read_parquet(training_set), exclude_uids, include_attempted,
+    peaks = StagePeaks()
+    splits = prepare_splits(read_training_set(training_set), exclude_uids, include_attempted,
                             str(training_set))
     frame, train, valid, test = splits.frame, splits.train, splits.valid, splits.test
     attempted, excluded, holdout_source = splits.attempted, splits.excluded, splits.holdout_source
     classes = sorted(frame["label"].unique())
+    requested_budget = tuning.budget_seconds
+    tuning = replace(tuning, budget_seconds=search_budget(tuning, len(train)))
+    # the splits are copies: keep only what the model card reads of the whole window
+    frame = frame[["event_timestamp"]]
+    peaks.mark("read_split")
     experiment_id = ensure_experiment(EXPERIMENT, artifact_root / EXPERIMENT)
     with mlflow.start_run(experiment_id=experiment_id,
                           run_name=str(lineage.get("run_name") or lineage.get("dag_run_id")
@@ -448,17 +619,21 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
                            "split": "per-class time order 70/10/20",
                            "holdout_source": holdout_source,
                            "class_weighting": "1/sqrt(freq)", "tuning_budget_s": tuning.budget_seconds,
+                           "tuning_budget_requested_s": requested_budget,
                            "max_class_rows": tuning.max_class_rows,
                            "host_dropout": tuning.host_dropout,
                            "tuning_max_trials": tuning.max_trials})
+        peaks.mark("log_inputs")
         started = time.perf_counter()
         best, trials, chosen = tune(train, valid, classes, tuning, seed)
         tuning_seconds = time.perf_counter() - started
+        peaks.mark("search")
         started = time.perf_counter()
         model, best_iteration, valid_metrics = final_fit(
             train, valid, classes, best, tuning, seed,
             rounds=chosen["best_iteration"] if chosen else None)
         fit_seconds = time.perf_counter() - started
+        peaks.mark("final_fit")
         valid_f1 = chosen["valid_macro_f1"] if chosen else valid_metrics.get("macro_f1")
         mlflow.log_params({**best, "n_estimators": tuning.n_estimators, "max_bin": 64,
                            "final_fit": "train+validation, rounds from early stopping"
@@ -473,8 +648,8 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
             png = plot_confusion(test["label"].to_numpy(), predicted, Path(tmp) / "confusion_matrix.png",
                                  f"holdout confusion ({len(test)} newest flows per class)")
             mlflow.log_artifact(str(png), artifact_path="evaluation")
-        reference = train.sample(min(REFERENCE_ROWS, len(train)), random_state=seed)
-        _log_frame(reference, "reference/reference.parquet")
+        _log_frame(reference_rows(training_set, train, REFERENCE_ROWS, seed),
+                   "reference/reference.parquet")
         _log_frame(test, "holdout/holdout.parquet")
         mlflow.log_dict({"classes": classes, "features": MODEL_FEATURES}, "model_schema.json")
         sample = test[MODEL_FEATURES].head(5)
@@ -487,6 +662,8 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
                           valid, test, best, trials, tuning, best_iteration, metrics, digests,
                           excluded)
         mlflow.log_text(card, "model_card.md")
+        peaks.mark("evaluate_log_model")
+        mlflow.log_metrics({f"peak_rss_mb.{k}": v for k, v in peaks.peaks.items()})
         log.info("trained run %s: %s", run.info.run_id,
                  {k: round(v, 4) for k, v in metrics.items() if "." not in k})
         return TrainResult(run.info.run_id, info.model_uri, metrics, classes, best, trials)
