@@ -690,9 +690,11 @@ def run_in_drift_runtime(drift_args: dict[str, Any], drift_python: Path) -> dict
 
 
 def check_files(reference_path: Path, current_path: Path, config: MonitoringConfig,
-                drift_python: Path, work_dir: Path, day: date | None = None) -> dict[str, Any]:
-    """The DAG's drift check on two files: same preprocessing, detectors and policy (the
-    voters that need the champion, prediction and performance, abstain)."""
+                drift_python: Path, work_dir: Path, day: date | None = None,
+                cache_dir: Path | None = None) -> dict[str, Any]:
+    """The DAG's drift check on two files: same preprocessing, calibration, detectors and
+    policy (the voters that need the champion, prediction, performance and harm, abstain).
+    The calibration is cached in ``cache_dir`` (default: under ``work_dir``)."""
     import time
 
     started = time.perf_counter()
@@ -708,7 +710,7 @@ def check_files(reference_path: Path, current_path: Path, config: MonitoringConf
             "p_val": config.p_value, "n_permutations": config.n_permutations,
             "seed": config.seed, "detectors": in_runtime, "mmd_backend": config.mmd_backend,
             "classifier_estimators": config.classifier_estimators}, drift_python)
-    calibration = calibrate(reference, config, work_dir / "calibration")
+    calibration = calibrate(reference, config, cache_dir or work_dir / "calibration")
     detectors = apply_calibration_to(detectors, calibration, config.p_value)
     if "novelty" in config.detectors:
         detectors["novelty"] = novelty_check(reference, current, config)
