@@ -402,12 +402,15 @@ class Cases:
         self.work, self.config, self.windows, self.jobs, self.pairs = work, config, [], [], []
 
     def add(self, case: str, ref_id: str, reference: pd.DataFrame, window: pd.DataFrame,
-            seed: int, calibration: dict | None, config=None) -> None:
+            seed: int, calibration: dict | None, config=None, window_seed: int | None = None
+            ) -> None:
         from flowguard.monitoring import novelty_check, split_reference
 
         config = config or self.config
         wid = f"{case}/{ref_id}/{len(self.windows)}"
         folder = self.work / wid.replace("/", "_")
+        if window_seed is not None:  # a fixed reference, another sample of the window
+            window = window.sample(frac=1.0, random_state=window_seed)
         prepared = prepare_inputs(reference, window, folder, n=config.sample_size,
                                   seed=config.seed, reference_size=config.reference_size)
         _fit, ref_rows, _rest = split_reference(reference, config.seed, config.reference_size)
@@ -518,7 +521,8 @@ def real_flows(work: Path, config, windows: int, evidently: bool) -> dict:
     capture): (a) random splits, reference 240 rows, window the other 112; (b) the earliest
     240 rows (by time) as reference, the latest 112 as the window (one split exists: the
     ``windows`` repetitions resample the reference's x_ref/scaler split and the window's
-    sample, so they are not independent). The sizes fit the sample: 60 rows per side.
+    sample (the reference, its split and calibration fixed, as production runs), so they
+    are not independent. The sizes fit the sample: 60 rows per side.
     No real attack rows are committed: real new-family windows are not measurable here."""
     from dataclasses import replace
 
@@ -536,6 +540,8 @@ def real_flows(work: Path, config, windows: int, evidently: bool) -> dict:
     small = replace(config, sample_size=60, reference_size=60, calibration_block_hours=block)
     cases = Cases(work, small)
     started = time.perf_counter()
+    earliest = by_time.iloc[:n_ref]
+    fixed_calibration = calibrate(earliest, small)  # one reference, as production runs
     for w in range(windows):
         rng = np.random.default_rng([352, w])
         order = rng.permutation(len(benign))
@@ -543,8 +549,8 @@ def real_flows(work: Path, config, windows: int, evidently: bool) -> dict:
         cfg = replace(small, seed=w)
         cases.add("real benign, random split", f"split{w}", reference, window, w,
                   calibrate(reference, cfg), cfg)
-        cases.add("real benign, later vs earlier", "earliest240", by_time.iloc[:n_ref],
-                  by_time.iloc[n_ref:], w, calibrate(by_time.iloc[:n_ref], cfg), cfg)
+        cases.add("real benign, later vs earlier", "earliest240", earliest,
+                  by_time.iloc[n_ref:], w, fixed_calibration, small, window_seed=w)
     rows = cases.run(evidently)
     span = by_time["event_timestamp"]
     return {"rows": len(benign), "reference_rows": n_ref, "window_rows": len(benign) - n_ref,
@@ -566,8 +572,8 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma list of sections to run (the "
                         "others are skipped)")
     parser.add_argument("--fixed-refs", type=int, default=10)
-    parser.add_argument("--fixed-null-windows", type=int, default=12)
-    parser.add_argument("--fixed-shift-windows", type=int, default=4)
+    parser.add_argument("--fixed-null-windows", type=int, default=6)
+    parser.add_argument("--fixed-shift-windows", type=int, default=2)
     parser.add_argument("--real-windows", type=int, default=10)
     parser.add_argument("--no-evidently", action="store_true")
     parser.add_argument("--fa-windows", type=int, help="no-drift windows (default 240; "
