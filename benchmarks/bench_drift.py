@@ -485,7 +485,7 @@ def tabulate(rows: list[dict]) -> dict:
 
 
 def fixed_references(work: Path, config, refs: int, null_windows: int, shift_windows: int,
-                     evidently: bool) -> dict:
+                     evidently: bool, cache: Path | None = None) -> dict:
     """Synthetic: ``refs`` fixed references (12 000 rows over 72 h, as a champion's saved
     sample), each calibrated once, then ``null_windows`` fresh no-drift days and
     ``shift_windows`` days per shift against each, as the DAG runs: one reference, many days."""
@@ -498,7 +498,7 @@ def fixed_references(work: Path, config, refs: int, null_windows: int, shift_win
         rng = np.random.default_rng([15, i])
         reference = _timed(_flows(12_000, rng), "2017-07-03", 72, rng)
         t = time.perf_counter()
-        calibration = calibrate(reference, config, work / "calibration")
+        calibration = calibrate(reference, config, cache or work / "calibration")
         cal_seconds.append(round(time.perf_counter() - t, 1))
         for w in range(null_windows):
             cases.add("no drift", f"ref{i}", reference,
@@ -572,10 +572,12 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma list of sections to run (the "
                         "others are skipped)")
     parser.add_argument("--fixed-refs", type=int, default=10)
-    parser.add_argument("--fixed-null-windows", type=int, default=6)
+    parser.add_argument("--fixed-null-windows", type=int, default=10)
     parser.add_argument("--fixed-shift-windows", type=int, default=2)
     parser.add_argument("--real-windows", type=int, default=10)
     parser.add_argument("--no-evidently", action="store_true")
+    parser.add_argument("--calibration-cache", type=Path, help="keep the fixed references' "
+                        "calibrations here (a rerun reads them back)")
     parser.add_argument("--fa-windows", type=int, help="no-drift windows (default 240; "
                         "quick 20)")
     parser.add_argument("--fa-alibi-windows", type=int, help="of which also run the previous "
@@ -612,7 +614,7 @@ def main() -> int:
         if "fixed" not in skip:
             result["fixed_references"] = fixed_references(
                 work, config, args.fixed_refs, args.fixed_null_windows,
-                args.fixed_shift_windows, not args.no_evidently)
+                args.fixed_shift_windows, not args.no_evidently, args.calibration_cache)
             print(json.dumps(result["fixed_references"]), flush=True)
         if "real" not in skip:
             result["real_flows"] = real_flows(work, config, args.real_windows,
