@@ -91,6 +91,19 @@ def block_null(x_ref: np.ndarray, ref_times: np.ndarray, x_rest: np.ndarray,
     hours (any origin). A span longer than half the reference period is shortened to half,
     so every draw leaves rows outside it. Returns the statistics per detector and what was
     drawn (for the report and the tests)."""
+    from threadpoolctl import threadpool_limits
+
+    # one thread, as the drift runtime runs (OMP_NUM_THREADS=1): OpenMP threads of the
+    # boosting fit spin-wait on a loaded machine and multiply the CPU a draw costs
+    with threadpool_limits(1):
+        return _block_null(x_ref, ref_times, x_rest, rest_times, n_cur, detectors, draws,
+                           block_hours, seed, classifier_estimators)
+
+
+def _block_null(x_ref: np.ndarray, ref_times: np.ndarray, x_rest: np.ndarray,
+                rest_times: np.ndarray, n_cur: int, detectors: list[str] | tuple[str, ...],
+                draws: int, block_hours: float, seed: int, classifier_estimators: int
+                ) -> dict[str, Any]:
     detectors = [d for d in detectors if d in CALIBRATED]
     rng = np.random.default_rng([seed, 15])
     all_times = np.concatenate([ref_times, rest_times])

@@ -51,10 +51,13 @@ def novelty_test(x_fit: np.ndarray, x_cal: np.ndarray, x_win: np.ndarray,
     if len(x_fit) <= neighbours or len(x_cal) < 20 or len(x_win) < 1:
         raise ValueError(f"novelty test needs more than {neighbours} fit rows, 20 calibration "
                          f"rows and a window row; got {len(x_fit)}, {len(x_cal)}, {len(x_win)}")
+    from threadpoolctl import threadpool_limits
+
     started = time.perf_counter()
-    knn = NearestNeighbors(n_neighbors=neighbours).fit(np.asarray(x_fit, dtype=np.float32))
-    cal = knn.kneighbors(np.asarray(x_cal, dtype=np.float32))[0].mean(1)
-    dist, index = knn.kneighbors(np.asarray(x_win, dtype=np.float32))
+    with threadpool_limits(1):  # one thread, as the drift runtime: no spin-waiting under load
+        knn = NearestNeighbors(n_neighbors=neighbours).fit(np.asarray(x_fit, dtype=np.float32))
+        cal = knn.kneighbors(np.asarray(x_cal, dtype=np.float32))[0].mean(1)
+        dist, index = knn.kneighbors(np.asarray(x_win, dtype=np.float32))
     score = dist.mean(1)
     r = tail_rank(len(cal), tail, delta)
     threshold = float(np.sort(cal)[::-1][r - 1])
