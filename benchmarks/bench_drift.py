@@ -328,6 +328,239 @@ def replay_week(work: Path, config, scale: float) -> dict:
             "detection_day": first}
 
 
+# ------------------------------------------------------------ issue 15: fixed references,
+# calibrated null, novelty, Holm; real flows; Evidently and KS + Bonferroni beside them
+
+EVIDENTLY_DRIVER = r"""
+import json, sys, warnings
+warnings.filterwarnings("ignore")
+import pandas as pd
+from evidently import Report
+from evidently.presets import DataDriftPreset
+for line in open(sys.argv[1]):
+    job = json.loads(line)
+    ref, cur = pd.read_parquet(job["ref"]), pd.read_parquet(job["cur"])
+    snap = Report([DataDriftPreset()]).run(current_data=cur, reference_data=ref)
+    share = next(m["value"] for m in snap.dict()["metrics"]
+                 if m["metric_id"].startswith("DriftedColumnsCount"))
+    print(json.dumps({"id": job["id"], "share": share["share"],
+                      "is_drift": share["share"] >= 0.5}), flush=True)
+"""
+
+FIXED_SHIFTS = {k: SHIFTS[k] for k in ("new_class_1pct", "new_class_5pct", "byte_counters_x1.5")}
+
+
+def evidently_python() -> Path:
+    return PROJECT_ROOT / ".venv-evidently" / "bin" / "python"
+
+
+def run_evidently(pairs: list[dict], work: Path) -> dict[str, dict] | None:
+    """Evidently's DataDriftPreset (defaults: per-column tests, dataset drift when at least
+    half the columns drift) on the same raw rows the detectors see, in its own venv
+    (benchmarks/requirements-evidently.txt); ``None`` with a message when it is absent."""
+    python = evidently_python()
+    if not python.exists():
+        print(f"Evidently column skipped: no {python} (build it: see "
+              "benchmarks/requirements-evidently.txt)", flush=True)
+        return None
+    path = work / "evidently.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    done = subprocess.run([str(python), "-c", EVIDENTLY_DRIVER, str(path)], capture_output=True,
+                          text=True, env=_env(), check=False)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-3000:])
+    return {r["id"]: r for r in map(json.loads, done.stdout.splitlines()) if "id" in r}
+
+
+def ks_bonferroni(ref_rows: pd.DataFrame, cur_rows: pd.DataFrame, p_val: float) -> bool:
+    """Per-feature two-sample KS, Bonferroni over the features: drift if any survives."""
+    from scipy.stats import ks_2samp
+
+    from flowguard.schema import FEATURE_COLUMNS
+
+    p = min(ks_2samp(ref_rows[c].to_numpy(float), cur_rows[c].to_numpy(float)).pvalue
+            for c in FEATURE_COLUMNS)
+    return bool(p * len(FEATURE_COLUMNS) < p_val)
+
+
+def _timed(frame: pd.DataFrame, start: str, hours: float, rng: np.random.Generator
+           ) -> pd.DataFrame:
+    """Synthetic rows with times spread uniformly over ``hours`` from ``start`` and ids."""
+    frame = frame.copy()
+    frame["event_timestamp"] = pd.Timestamp(start, tz="UTC") + pd.to_timedelta(
+        np.sort(rng.uniform(0, hours, len(frame))), unit="h")
+    frame["flow_uid"] = [f"w{i}" for i in range(len(frame))]
+    frame["src_ip"] = [f"10.0.{i % 7}.{i % 251}" for i in range(len(frame))]
+    return frame
+
+
+class Cases:
+    """Windows against references, each checked the new way and the old way, plus KS +
+    Bonferroni and Evidently on the very rows the detectors see."""
+
+    def __init__(self, work: Path, config) -> None:
+        self.work, self.config, self.windows, self.jobs, self.pairs = work, config, [], [], []
+
+    def add(self, case: str, ref_id: str, reference: pd.DataFrame, window: pd.DataFrame,
+            seed: int, calibration: dict | None, config=None, window_seed: int | None = None
+            ) -> None:
+        from flowguard.monitoring import novelty_check, split_reference
+
+        config = config or self.config
+        wid = f"{case}/{ref_id}/{len(self.windows)}"
+        folder = self.work / wid.replace("/", "_")
+        if window_seed is not None:  # a fixed reference, another sample of the window
+            window = window.sample(frac=1.0, random_state=window_seed)
+        prepared = prepare_inputs(reference, window, folder, n=config.sample_size,
+                                  seed=config.seed, reference_size=config.reference_size)
+        _fit, ref_rows, _rest = split_reference(reference, config.seed, config.reference_size)
+        cur_rows = window.sample(min(config.sample_size, len(window)), random_state=config.seed)
+        from flowguard.schema import FEATURE_COLUMNS
+
+        ref_rows[FEATURE_COLUMNS].to_parquet(folder / "ref.parquet")
+        cur_rows[FEATURE_COLUMNS].to_parquet(folder / "cur.parquet")
+        self.pairs.append({"id": wid, "ref": str(folder / "ref.parquet"),
+                           "cur": str(folder / "cur.parquet")})
+        self.jobs.append(_job(wid, prepared, config, ["mmd", "classifier"], config.seed))
+        self.windows.append({"id": wid, "case": case, "ref": ref_id, "calibration": calibration,
+                             "novelty": novelty_check(reference, window, config),
+                             "ks": ks_bonferroni(ref_rows, cur_rows, config.p_value),
+                             "p_val": config.p_value})
+
+    def run(self, evidently: bool) -> list[dict]:
+        from flowguard.calibration import apply_calibration
+
+        results = run_batch(self.jobs, self.work)
+        ev = run_evidently(self.pairs, self.work) if evidently else None
+        out = []
+        for w in self.windows:
+            r = results[w["id"]]
+            before, _ = decide(r, "all", ["mmd", "classifier"])
+            cal = apply_calibration(r, w["calibration"], w["p_val"])
+            votes = {**cal, "novelty": w["novelty"]}
+            after, _ = decide(votes, "holm", ["mmd", "classifier", "novelty"], w["p_val"])
+            out.append({"case": w["case"], "ref": w["ref"], "before_all": before,
+                        "before_mmd": r["mmd"]["is_drift"],
+                        "before_classifier": r["classifier"]["is_drift"],
+                        "after_holm": after, "after_mmd": cal["mmd"]["p_value"] < w["p_val"],
+                        "after_classifier": cal["classifier"]["p_value"] < w["p_val"],
+                        "novelty": w["novelty"]["is_drift"], "ks_bonferroni": w["ks"],
+                        "evidently": (ev or {}).get(w["id"], {}).get("is_drift"),
+                        "p": {"mmd": cal["mmd"]["p_value"],
+                              "classifier": cal["classifier"]["p_value"],
+                              "novelty": w["novelty"]["p_value"]}})
+        return out
+
+
+COLUMNS = ("after_holm", "after_mmd", "after_classifier", "novelty", "before_all",
+           "before_mmd", "before_classifier", "ks_bonferroni", "evidently")
+
+
+def tabulate(rows: list[dict]) -> dict:
+    """Per case and column: flagged / windows with a 95 % Wilson interval; per reference too."""
+    out: dict = {}
+    for case in dict.fromkeys(r["case"] for r in rows):
+        mine = [r for r in rows if r["case"] == case]
+        entry: dict = {"windows": len(mine)}
+        for col in COLUMNS:
+            flags = [r[col] for r in mine if r[col] is not None]
+            if flags:
+                k = int(sum(flags))
+                entry[col] = {"flagged": k, "windows": len(flags),
+                              "rate": round(k / len(flags), 4), "ci95": wilson(k, len(flags))}
+        refs = list(dict.fromkeys(r["ref"] for r in mine))
+        if len(refs) > 1:
+            entry["per_reference"] = {}
+            for col in ("after_holm", "after_mmd", "after_classifier", "novelty", "before_all",
+                        "before_mmd", "before_classifier"):
+                per = []
+                for ref in refs:
+                    flags = [r[col] for r in mine if r["ref"] == ref]
+                    per.append([int(sum(flags)), len(flags)])
+                worst = max(per, key=lambda kn: kn[0] / kn[1])
+                entry["per_reference"][col] = {"counts": per, "worst": worst,
+                                               "worst_ci95": wilson(*worst)}
+        out[case] = entry
+    return out
+
+
+def fixed_references(work: Path, config, refs: int, null_windows: int, shift_windows: int,
+                     evidently: bool, cache: Path | None = None) -> dict:
+    """Synthetic: ``refs`` fixed references (12 000 rows over 72 h, as a champion's saved
+    sample), each calibrated once, then ``null_windows`` fresh no-drift days and
+    ``shift_windows`` days per shift against each, as the DAG runs: one reference, many days."""
+    from flowguard.monitoring import calibrate
+
+    cases = Cases(work, config)
+    started, load = time.perf_counter(), _load()
+    cal_seconds = []
+    for i in range(refs):
+        rng = np.random.default_rng([15, i])
+        reference = _timed(_flows(12_000, rng), "2017-07-03", 72, rng)
+        t = time.perf_counter()
+        calibration = calibrate(reference, config, cache or work / "calibration")
+        cal_seconds.append(round(time.perf_counter() - t, 1))
+        for w in range(null_windows):
+            cases.add("no drift", f"ref{i}", reference,
+                      _timed(_flows(3000, rng), "2017-07-06", 24, rng), w, calibration)
+        for name, (kind, params) in FIXED_SHIFTS.items():
+            for w in range(shift_windows):
+                window = apply_shift(_flows(3000, rng), kind, rng, **params)
+                cases.add(name, f"ref{i}", reference,
+                          _timed(window, "2017-07-06", 24, rng), w, calibration)
+        print(f"fixed reference {i}: calibrated in {cal_seconds[-1]} s", flush=True)
+    rows = cases.run(evidently)
+    return {"references": refs, "reference_rows": 12_000, "window_rows": 3000,
+            "calibration_seconds": cal_seconds, "cases": tabulate(rows),
+            "seconds": round(time.perf_counter() - started, 1), "loadavg": [load, _load()],
+            "data": "synthetic (generator profiles, fresh rows per window)"}
+
+
+def real_flows(work: Path, config, windows: int, evidently: bool) -> dict:
+    """Real CICIDS2017 BENIGN rows committed in data/real (352 rows, 16 minutes of one
+    capture): (a) random splits, reference 240 rows, window the other 112; (b) the earliest
+    240 rows (by time) as reference, the latest 112 as the window (one split exists: the
+    ``windows`` repetitions resample the reference's x_ref/scaler split and the window's
+    sample (the reference, its split and calibration fixed, as production runs), so they
+    are not independent. The sizes fit the sample: 60 rows per side.
+    No real attack rows are committed: real new-family windows are not measurable here."""
+    from dataclasses import replace
+
+    from flowguard.monitoring import calibrate
+    from flowguard.realflows import load_real
+
+    benign = load_real()
+    benign = benign[benign["label"] == "BENIGN"].reset_index(drop=True)
+    benign["flow_uid"] = [f"r{i}" for i in range(len(benign))]
+    by_time = benign.sort_values(["event_timestamp", "source_line"]).reset_index(drop=True)
+    n_ref = 240
+    later = by_time["event_timestamp"].iloc[n_ref:]
+    # blocks as long as the later window: production's window is a day, its blocks 24 h
+    block = max((later.max() - later.min()).total_seconds() / 3600, 1 / 60)
+    small = replace(config, sample_size=60, reference_size=60, calibration_block_hours=block)
+    cases = Cases(work, small)
+    started = time.perf_counter()
+    earliest = by_time.iloc[:n_ref]
+    fixed_calibration = calibrate(earliest, small)  # one reference, as production runs
+    for w in range(windows):
+        rng = np.random.default_rng([352, w])
+        order = rng.permutation(len(benign))
+        reference, window = benign.iloc[order[:n_ref]], benign.iloc[order[n_ref:]]
+        cfg = replace(small, seed=w)
+        cases.add("real benign, random split", f"split{w}", reference, window, w,
+                  calibrate(reference, cfg), cfg)
+        cases.add("real benign, later vs earlier", "earliest240", earliest,
+                  by_time.iloc[n_ref:], w, fixed_calibration, small, window_seed=w)
+    rows = cases.run(evidently)
+    span = by_time["event_timestamp"]
+    return {"rows": len(benign), "reference_rows": n_ref, "window_rows": len(benign) - n_ref,
+            "sample_size": 60, "reference_size": 60, "calibration_block_hours": round(block, 4),
+            "span": [str(span.min()), str(span.max())], "cases": tabulate(rows),
+            "not_measurable": ["benign + 1 % / 5 % / 20 % real DDoS or PortScan: no real "
+                               "attack rows are committed in data/real"],
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true",
@@ -335,7 +568,16 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "benchmarks" / "results"
                         / "drift.json")
     parser.add_argument("--skip", default="", help="comma list of sections to skip: "
-                        "timing,false_alarms,power,replay")
+                        "timing,false_alarms,power,replay,fixed,real")
+    parser.add_argument("--only", default="", help="comma list of sections to run (the "
+                        "others are skipped)")
+    parser.add_argument("--fixed-refs", type=int, default=10)
+    parser.add_argument("--fixed-null-windows", type=int, default=10)
+    parser.add_argument("--fixed-shift-windows", type=int, default=2)
+    parser.add_argument("--real-windows", type=int, default=10)
+    parser.add_argument("--no-evidently", action="store_true")
+    parser.add_argument("--calibration-cache", type=Path, help="keep the fixed references' "
+                        "calibrations here (a rerun reads them back)")
     parser.add_argument("--fa-windows", type=int, help="no-drift windows (default 240; "
                         "quick 20)")
     parser.add_argument("--fa-alibi-windows", type=int, help="of which also run the previous "
@@ -347,6 +589,9 @@ def main() -> int:
     args = parser.parse_args()
     config = load_monitoring_config(PROJECT_ROOT / "config" / "monitoring.yaml")
     skip = set(filter(None, args.skip.split(",")))
+    if args.only:
+        skip = {"timing", "false_alarms", "power", "replay", "fixed", "real"} - set(
+            args.only.split(","))
     result: dict = {"started": datetime.now(UTC).isoformat(), "quick": args.quick,
                     "config": config.as_dict(), "cpu_count": os.cpu_count(),
                     "loadavg_start": _load()}
@@ -366,6 +611,15 @@ def main() -> int:
                 args.power_alibi_windows if args.power_alibi_windows is not None
                 else (0 if args.quick else 8))
             print(json.dumps(result["power"]), flush=True)
+        if "fixed" not in skip:
+            result["fixed_references"] = fixed_references(
+                work, config, args.fixed_refs, args.fixed_null_windows,
+                args.fixed_shift_windows, not args.no_evidently, args.calibration_cache)
+            print(json.dumps(result["fixed_references"]), flush=True)
+        if "real" not in skip:
+            result["real_flows"] = real_flows(work, config, args.real_windows,
+                                              not args.no_evidently)
+            print(json.dumps(result["real_flows"]), flush=True)
         if "replay" not in skip:
             result["replay_week"] = replay_week(work, config, 0.002 if args.quick else 0.005)
             print(json.dumps(result["replay_week"]), flush=True)

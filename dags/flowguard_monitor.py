@@ -2,11 +2,14 @@
 ### Monitor drift (daily)
 
 Compares the window's flows (read through the same feature service as training) with the
-champion's reference sample: MMD (a fast permutation test equal to alibi-detect's `MMDDrift`,
+champion's reference sample, each detector's p-value calibrated on the reference period's own
+blocks (docs/monitoring.md): MMD (a fast permutation test equal to alibi-detect's `MMDDrift`,
 or `MMDDrift` itself) and a classifier two-sample test (gradient boosting on one split,
 Mann-Whitney on the held-out rows; alibi-detect's k-fold `ClassifierDrift` is not a valid
 test, see docs/monitoring.md) run in the drift runtime (`@task.external_python`); prediction drift, performance drift (macro-F1 where the window has
-labels) and per-feature KS tests in the platform. Settings come from `config/monitoring.yaml`;
+labels), a per-flow novelty test on the whole day (novel flows listed), a label-free
+estimate of the champion's macro-F1, and per-feature KS tests in the platform; the decision
+is Holm over the voters (one false-alarm budget). Settings come from `config/monitoring.yaml`;
 each Param below overrides one key for this run (empty = the file's value).
 
 Scheduled on the `flowguard_features` asset: each ingest run that materializes a day starts
@@ -65,11 +68,13 @@ def _int(title: str, description: str, low: int, high: int) -> Param:
                              description=f"fast (same statistic, matrix form) or alibi ({_FILE})"),
         "detectors": Param(None, type=["null", "array"], title="Voting detectors",
                            items={"type": "string",
-                                  "enum": ["mmd", "classifier", "prediction", "performance"]},
+                                  "enum": ["mmd", "classifier", "novelty", "prediction",
+                                           "performance", "harm"]},
                            description=f"Detectors that vote on drift ({_FILE})"),
-        "policy": Param(None, type=["null", "string"], enum=[None, "all", "any"],
+        "policy": Param(None, type=["null", "string"], enum=[None, "holm", "all", "any"],
                         title="Decision policy",
-                        description=f"all: every voter must flag; any: one suffices ({_FILE})"),
+                        description="holm: one false-alarm budget over the voters; all: "
+                                    f"every voter must flag; any: one suffices ({_FILE})"),
         "cooldown_days": _int("Cooldown (days)", "No new trigger against the same champion "
                               "within this many windows of the last", 0, 3650),
     },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -17,10 +18,23 @@ def backtest(tmp_path_factory: pytest.TempPathFactory, drift_python: Path) -> di
     from flowguard.synth import generate_week
 
     root = tmp_path_factory.mktemp("backtest")
+    # 39 calibration draws instead of 99 (the daily check's null is computed once per
+    # champion, one classifier fit a draw: minutes per champion on a loaded machine)
+    config = root / "monitoring.yaml"
+    config.write_text((Path(__file__).resolve().parents[1] / "config" / "monitoring.yaml")
+                      .read_text().replace("calibration_draws: 99", "calibration_draws: 39"))
+    previous = os.environ.get("FLOWGUARD_MONITORING_CONFIG")
+    os.environ["FLOWGUARD_MONITORING_CONFIG"] = str(config)
     landing = root / "landing"
     # Monday and Tuesday warm up; Wednesday (DoS family, Heartbleed: unseen) is replayed.
     generate_week(landing, scale=0.002, min_per_class=30, days=[0, 1, 2])
-    return run_backtest(landing, root / "out", sample_size=300, n_permutations=50)
+    try:
+        return run_backtest(landing, root / "out", sample_size=300, n_permutations=50)
+    finally:
+        if previous is None:
+            os.environ.pop("FLOWGUARD_MONITORING_CONFIG", None)
+        else:
+            os.environ["FLOWGUARD_MONITORING_CONFIG"] = previous
 
 
 def test_every_policy_replays_the_day_and_acts_by_its_rule(backtest: dict) -> None:

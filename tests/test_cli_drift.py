@@ -17,6 +17,7 @@ from tests.conftest import HANG_GUARD_S
 
 pytestmark = pytest.mark.slow
 FLOWGUARD = str(Path(sys.executable).parent / "flowguard")
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +45,27 @@ def test_no_drift_then_drift(files: dict[str, Path], drift_python: Path) -> None
     same = _run(str(files["ref"]), str(files["same"]), "--sample-size", "400",
                 "--reference-size", "400", "--detectors", "mmd")
     assert same.returncode == 0, same.stderr[-2000:]
-    assert same.stdout.startswith("no drift: no drift (all of mmd p=")
+    assert same.stdout.startswith("no drift: no drift (holm at 0.05 over mmd p=")
     assert "top drifted features" in same.stdout
+    # 39 calibration draws (floor 0.025) instead of 99: the classifier's calibration costs a
+    # fit per draw, minutes on a loaded machine; the decision's logic is the same
+    config = files["ref"].parent / "monitoring-39.yaml"
+    config.write_text((PROJECT / "config" / "monitoring.yaml").read_text().replace(
+        "calibration_draws: 99", "calibration_draws: 39"))
     new = _run(str(files["ref"]), str(files["new"]), "--sample-size", "400",
-               "--reference-size", "400", "--json")
+               "--reference-size", "400", "--json", "--config", str(config))
     assert new.returncode == 1, new.stderr[-2000:]
     result = json.loads(new.stdout)
-    assert result["drift"] is True and set(result["p_values"]) == {"mmd", "classifier"}
-    assert result["p_values"]["mmd"] < 0.05 and result["detectors"]["mmd"]["backend"] == "fast"
+    assert result["drift"] is True
+    assert set(result["p_values"]) == {"mmd", "classifier", "novelty"}
+    # a new class at 10 %: the novelty test names its flows; the MMD's permutation test sees
+    # it too, and its calibrated p is larger here (the 100 reference rows left for the
+    # calibration give 50-row blocks, a wider null than 400-row windows: conservative)
+    assert result["p_values"]["novelty"] < 0.05 / 3 and result["detectors"]["novelty"]["novel"]
+    mmd = result["detectors"]["mmd"]
+    assert mmd["p_value_permutation"] < 0.05 and mmd["backend"] == "fast"
+    assert result["p_values"]["mmd"] == max(mmd["p_value_permutation"], mmd["p_value_calibrated"])
+    assert result["calibration"]["draws"] == 39
     assert result["n_ref"] == 400 and result["config"]["n_permutations"] == 100
     assert len(result["top_features"]) == 5 and result["top_features"][0]["p_adjusted"] < 0.05
 

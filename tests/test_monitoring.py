@@ -138,7 +138,7 @@ from tests.conftest import HANG_GUARD_S, PROJECT  # noqa: E402
 def test_committed_config_is_the_documented_default() -> None:
     config = load_monitoring_config(PROJECT / "config" / "monitoring.yaml")
     assert config == MonitoringConfig()  # the file and the dataclass say the same
-    assert config.detectors == ("mmd", "classifier") and config.policy == "all"
+    assert config.detectors == ("mmd", "classifier", "novelty") and config.policy == "holm"
 
 
 def test_overrides_win_and_none_keeps_the_file(tmp_path: Path) -> None:

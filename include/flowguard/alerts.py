@@ -376,6 +376,14 @@ def drift_alert(decision: dict[str, Any]) -> dict[str, str]:
     lines = [decision["reason"], action, f"p-values: {p_values}",
              f"top drifted features: {', '.join(decision.get('top_features', [])) or '-'}",
              f"report: {report_url(decision['window'])}"]
+    novel = decision.get("novel_flows") or []
+    if novel:
+        lines.insert(3, "novel flows (most novel first): " + "; ".join(
+            f"{r.get('flow_uid', r['row'])} from {r.get('src_ip') or '?'} at "
+            f"{r.get('event_timestamp') or '?'} (nearest known class {r.get('nearest_class')})"
+            for r in novel[:5]))
+    if decision.get("estimated_macro_f1") is not None:
+        lines.insert(3, f"estimated macro-F1 (no labels): {decision['estimated_macro_f1']:.3f}")
     if decision.get("airflow_run_id"):
         lines.append(f"airflow run: {airflow_run_url('flowguard_monitor', decision['airflow_run_id'])}")
     if decision.get("mlflow_run_id"):

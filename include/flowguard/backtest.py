@@ -98,6 +98,9 @@ class DayRecord:
     mmd_p_value: float | None = None
     classifier_p_value: float | None = None
     prediction_p_value: float | None = None
+    novelty_p_value: float | None = None
+    n_novel: int | None = None
+    estimated_macro_f1: float | None = None  # label-free (CBPE-style), beside macro_f1
     drift: bool | None = None
     decision: str = ""
     retrained: bool = False
@@ -320,6 +323,9 @@ def replay_policy(policy: str, data_home: Path, home: Path, days: list[date], *,
             record.mmd_p_value = decision.get("mmd_p_value")
             record.classifier_p_value = decision.get("classifier_p_value")
             record.prediction_p_value = decision.get("prediction_p_value")
+            record.novelty_p_value = decision.get("novelty_p_value")
+            record.n_novel = (prepared.get("novelty") or {}).get("n_novel")
+            record.estimated_macro_f1 = decision.get("estimated_macro_f1")
             record.drift, record.decision = bool(decision["drift"]), decision["reason"]
             # The configured policy decides (voting detectors, cooldown, one trigger a window).
             if policy == "always" or (policy == "drift" and decision["retrain"]):
@@ -384,9 +390,13 @@ def plot(records: list[DayRecord], png: Path, p_val: float = 0.05,
     top.legend(loc="lower left")
     floor = 1.0 / max(int(frame.attrs.get("n_permutations", 100)), 1)
     for policy, group in frame.groupby("policy", sort=False):
-        for column, style in (("mmd_p_value", "-"), ("classifier_p_value", "--")):
+        for column, style in (("mmd_p_value", "-"), ("classifier_p_value", "--"),
+                              ("novelty_p_value", ":")):
+            if column not in group or group[column].isna().all():
+                continue
             # A permutation p-value of 0 means "below 1/permutations"; draw it at that floor.
-            values = group[column].clip(lower=floor if column == "mmd_p_value" else 1e-12)
+            values = group[column].astype(float).clip(
+                lower=floor if column == "mmd_p_value" else 1e-12)
             bottom.plot(group["day"], values, style, marker=".",
                         label=f"{policy} {column.removesuffix('_p_value')}")
     bottom.axhline(p_val, color="grey", linewidth=1)

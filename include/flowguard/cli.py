@@ -165,8 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
             ("p_value", float, "significance of each detector"),
             ("n_permutations", int, "MMD permutation test size"),
             ("mmd_backend", str, "fast or alibi"),
-            ("policy", str, "all (every voter flags) or any"),
-            ("detectors", str, "comma-separated voters: mmd, classifier, prediction, performance"),
+            ("policy", str, "holm (one false-alarm budget), all (every voter flags) or any"),
+            ("detectors", str, "comma-separated voters: mmd, classifier, novelty (prediction, "
+             "performance and harm need the champion)"),
             ("seed", int, "random seed")):
         drift.add_argument(f"--{key.replace('_', '-')}", dest=key, type=kind,
                            help=f"{what} (overrides the config file's value)")
@@ -410,7 +411,8 @@ def _run(args: argparse.Namespace) -> int:
             config = load_monitoring_config(args.config or settings.monitoring_config, overrides)
             with tempfile.TemporaryDirectory(prefix="flowguard-drift-") as work:
                 result = check_files(args.reference, args.current, config,
-                                     settings.drift_python, Path(work), day=args.day)
+                                     settings.drift_python, Path(work), day=args.day,
+                                     cache_dir=settings.work_dir / "calibration")
         except (ConfigError, DriftInputError, LandingError, OSError, ArrowException) as exc:
             if isinstance(exc, ArrowException):
                 error = (f"{args.reference} or {args.current}: not a readable parquet file "

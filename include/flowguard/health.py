@@ -28,8 +28,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 P_FLOOR = 1e-4  # the log axis' floor: a p-value below it (often exactly 0) is drawn here
-DETECTORS = ("mmd", "classifier", "prediction")
-COLORS = {"mmd": "#1f77b4", "classifier": "#ff7f0e", "prediction": "#2ca02c"}
+DETECTORS = ("mmd", "classifier", "novelty", "prediction")
+COLORS = {"mmd": "#1f77b4", "classifier": "#ff7f0e", "novelty": "#9467bd",
+          "prediction": "#2ca02c"}
 
 
 def _day(iso: str) -> datetime:
@@ -113,7 +114,8 @@ def draw_p_values(ax: Any, history: list[dict[str, Any]], link: Any = None,
     from datetime import timedelta
 
     windows = [_day(e["window"]) for e in history]
-    offsets = {"mmd": -3.0, "classifier": 0.0, "prediction": 3.0}  # hours, side by side
+    offsets = {"mmd": -4.5, "classifier": -1.5, "novelty": 1.5,
+               "prediction": 4.5}  # hours, side by side
     for name in DETECTORS:
         points = [(w + timedelta(hours=offsets[name]), float(e[f"{name}_p_value"]), w)
                   for w, e in zip(windows, history, strict=True)
@@ -224,7 +226,18 @@ def figure_svg(data: dict[str, Any], links: dict[str, Any]) -> str:
             "" if m["gate"] == "passed" else " refused")
         model_ax.annotate(note, (day, m["macro_f1"]), fontsize=8, xytext=(6, -3),
                           textcoords="offset points")
-    model_ax.set_ylabel("holdout macro-F1")
+    # the champion's macro-F1 per window: estimated without labels (CBPE-style), and measured
+    # where the window had labels
+    for key, style, label in (("estimated_macro_f1", "s--", "estimated macro-F1 (no labels)"),
+                              ("measured_macro_f1", "d:", "measured macro-F1 (labels)")):
+        series = [(_day(e["window"]), e[key]) for e in data["drift"] if e.get(key) is not None]
+        if series:
+            model_ax.plot([d for d, _ in series], [v for _, v in series], style, markersize=5,
+                          color="#8172b3" if key.startswith("est") else "#937860",
+                          label=f"{label}, per window")
+    if any(e.get("estimated_macro_f1") is not None for e in data["drift"]):
+        model_ax.legend(loc="lower left", fontsize=8, frameon=False)
+    model_ax.set_ylabel("macro-F1")
     model_ax.set_title("Models by last training day (links: MLflow run; green passed the gate, "
                        "red x refused, star = champion)", loc="left")
     model_ax.margins(x=0.08, y=0.25)
@@ -235,6 +248,10 @@ def figure_svg(data: dict[str, Any], links: dict[str, Any]) -> str:
     plt.close(fig)
     svg = out.getvalue()
     return svg[svg.index("<svg"):]
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _f1(model: dict[str, Any]) -> str:
@@ -257,7 +274,9 @@ def render(data: dict[str, Any], links: dict[str, Any]) -> str:
 
     drift_rows = "".join(
         f"<tr><td>{esc(e['window'])}</td><td>{p(e, 'mmd')}</td><td>{p(e, 'classifier')}</td>"
-        f"<td>{p(e, 'prediction')}</td><td>{'drift' if e.get('drift') else 'no drift'}</td>"
+        f"<td>{p(e, 'novelty')}</td><td>{p(e, 'prediction')}</td>"
+        f"<td>{_num(e.get('estimated_macro_f1'))}</td>"
+        f"<td>{'drift' if e.get('drift') else 'no drift'}</td>"
         f"<td>{'yes' if e.get('retrain') else 'no'}</td><td>v{esc(str(e.get('champion_version')))}"
         f"</td><td><a href=\"{esc(links['report'](e['window']))}\">report</a></td></tr>"
         for e in data["drift"])
@@ -291,7 +310,7 @@ to its data docs, drift report or MLflow run.</p>
 <table><tr><th>day</th><th>rows in</th><th>valid</th><th>quarantined</th><th></th></tr>
 {day_rows}</table>
 <h2>Drift checks</h2>
-<table><tr><th>window</th><th>MMD p</th><th>classifier p</th><th>prediction p</th>
+<table><tr><th>window</th><th>MMD p</th><th>classifier p</th><th>novelty p</th><th>prediction p</th><th>estimated macro-F1</th>
 <th>decision</th><th>retrained</th><th>champion</th><th></th></tr>{drift_rows}</table>
 <h2>Models</h2>
 <table><tr><th>version</th><th>trained through</th><th>macro-F1</th><th>gate</th>

@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VOTERS = ("mmd", "classifier", "prediction", "performance")
-POLICIES = ("all", "any")
+VOTERS = ("mmd", "classifier", "novelty", "prediction", "performance", "harm")
+P_VOTERS = ("mmd", "classifier", "novelty", "prediction")  # vote with a p-value
+POLICIES = ("holm", "all", "any")
 MMD_BACKENDS = ("fast", "alibi")
 
 
@@ -52,10 +53,17 @@ class MonitoringConfig:
     p_value: float = 0.05
     n_permutations: int = 100
     mmd_backend: str = "fast"
-    detectors: tuple[str, ...] = ("mmd", "classifier")
+    detectors: tuple[str, ...] = ("mmd", "classifier", "novelty")
     classifier_estimators: int = 100
     performance_drop: float = 0.05
-    policy: str = "all"
+    policy: str = "holm"
+    calibration_draws: int = 99
+    calibration_block_hours: float = 24.0
+    novelty_tail: float = 0.005
+    novelty_delta: float = 0.05
+    novelty_neighbours: int = 5
+    novelty_max_flows: int = 50_000
+    harm_drop: float = 0.05
     cooldown_days: int = 2
     top_features: int = 5
     seed: int = 0
@@ -76,6 +84,9 @@ _RANGES: dict[str, tuple[float, float]] = {
     "p_value": (1e-6, 0.5), "n_permutations": (10, 100_000),
     "classifier_estimators": (1, 10_000), "performance_drop": (0.0, 1.0),
     "cooldown_days": (0, 3650), "top_features": (1, len(FEATURE_COLUMNS)), "seed": (0, 2**31),
+    "calibration_draws": (0, 10_000), "calibration_block_hours": (0.01, 24 * 365),
+    "novelty_tail": (1e-5, 0.5), "novelty_delta": (1e-4, 0.5), "novelty_neighbours": (1, 100),
+    "novelty_max_flows": (100, 10_000_000), "harm_drop": (0.0, 1.0),
 }
 
 
@@ -205,10 +216,7 @@ def prepare_inputs(reference: pd.DataFrame, current: pd.DataFrame, out_dir: Path
             f"or retrain the champion: training saves a reference sample of up to 25 000 "
             f"rows (training.REFERENCE_ROWS), enough for reference_size <= 20 000 when the "
             "training set has that many rows (docs/monitoring.md)")
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(reference))
-    fit_rows = reference.iloc[order[:n_fit]]
-    ref_rows = reference.iloc[order[n_fit:n_fit + wanted]]
+    fit_rows, ref_rows, _rest = split_reference(reference, seed, wanted)
     cur_rows = current.sample(min(n, len(current)), random_state=seed)
     scaler = fit_scaler(fit_rows)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -218,6 +226,101 @@ def prepare_inputs(reference: pd.DataFrame, current: pd.DataFrame, out_dir: Path
     return {"ref_path": str(out_dir / "x_ref.npy"), "cur_path": str(out_dir / "x_cur.npy"),
             "n_ref": len(ref_rows), "n_cur": len(cur_rows), "n_window": len(current),
             "n_scaler_fit": len(fit_rows)}
+
+
+def split_reference(reference: pd.DataFrame, seed: int, reference_size: int
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(scaler fit rows, x_ref rows, the rest) of the reference sample, as every check draws
+    them: one seeded permutation, the scaler's share first, then x_ref."""
+    n_fit, _ = reference_split(len(reference))
+    order = np.random.default_rng(seed).permutation(len(reference))
+    return (reference.iloc[order[:n_fit]], reference.iloc[order[n_fit:n_fit + reference_size]],
+            reference.iloc[order[n_fit + reference_size:]])
+
+
+def _hours(frame: pd.DataFrame) -> np.ndarray:
+    """Row times in hours since the epoch (all zero when the frame has no timestamps)."""
+    import pandas as pd
+
+    if "event_timestamp" not in frame.columns:
+        return np.zeros(len(frame))
+    ts = pd.to_datetime(frame["event_timestamp"], utc=True, errors="coerce")
+    hours = (ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy() / 3600.0
+    return np.nan_to_num(hours, nan=float(np.nanmedian(hours)) if np.isfinite(hours).any()
+                         else 0.0)
+
+
+def frame_digest(frame: pd.DataFrame) -> str:
+    """Content digest of a frame's features and timestamps (what a calibration depends on)."""
+    import hashlib
+
+    import pandas as pd
+
+    cols = [c for c in [*FEATURE_COLUMNS, "event_timestamp"] if c in frame.columns]
+    hashed = pd.util.hash_pandas_object(frame[cols], index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
+
+
+def calibrate(reference: pd.DataFrame, config: MonitoringConfig,
+              cache_dir: Path | None = None) -> dict[str, Any] | None:
+    """The block-calibrated null of the check's detectors for this reference
+    (:mod:`flowguard.calibration`), cached by the reference's content and the settings it
+    depends on: computed once per champion (~0.3 s per draw at the default sizes), then read.
+    ``None`` when disabled (``calibration_draws: 0``) or no detector needs it."""
+    from flowguard.calibration import block_null, calibration_key
+
+    detectors = [d for d in config.drift_detectors]
+    if config.calibration_draws == 0 or not detectors:
+        return None
+    key = calibration_key(frame_digest(reference), config.as_dict())
+    path = cache_dir / f"calibration-{key}.json" if cache_dir is not None else None
+    if path is not None and path.exists():
+        return json.loads(path.read_text())
+    fit_rows, ref_rows, rest = split_reference(reference, config.seed, config.reference_size)
+    if len(rest) < 20:
+        log.warning("calibration skipped: only %d reference rows outside the scaler's and "
+                    "x_ref's (permutation p-values only)", len(rest))
+        return None
+    scaler = fit_scaler(fit_rows)
+    out = block_null(transform(ref_rows, scaler), _hours(ref_rows), transform(rest, scaler),
+                     _hours(rest), config.sample_size, detectors,
+                     draws=config.calibration_draws, block_hours=config.calibration_block_hours,
+                     seed=config.seed, classifier_estimators=config.classifier_estimators)
+    out["key"] = key
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_json(path, out)
+    return out
+
+
+def novelty_check(reference: pd.DataFrame, current: pd.DataFrame, config: MonitoringConfig
+                  ) -> dict[str, Any]:
+    """The per-flow novelty test (:mod:`flowguard.novelty`) on the whole window (up to
+    ``novelty_max_flows``, sampled beyond), the novel flows named by id, source host, time
+    and nearest known class."""
+    from flowguard.novelty import novelty_test
+
+    fit_rows, ref_rows, rest = split_reference(reference, config.seed, config.reference_size)
+    scaler = fit_scaler(fit_rows)
+    window = current if len(current) <= config.novelty_max_flows else current.sample(
+        config.novelty_max_flows, random_state=config.seed)
+    labels = fit_rows["label"].astype(str).to_numpy() if "label" in fit_rows.columns else None
+    import pandas as pd
+
+    result = novelty_test(transform(fit_rows, scaler),
+                          transform(pd.concat([ref_rows, rest]), scaler),
+                          transform(window, scaler), labels, tail=config.novelty_tail,
+                          delta=config.novelty_delta, neighbours=config.novelty_neighbours,
+                          p_val=config.p_value)
+    for row in result["novel"]:
+        flow = window.iloc[row["row"]]
+        for col in ("flow_uid", "src_ip", "dst_ip", "event_timestamp", "label"):
+            if col in window.columns:
+                value = flow[col]
+                row[col if col != "label" else "window_label"] = (
+                    None if value is None or (isinstance(value, float) and np.isnan(value))
+                    else str(value))
+    return result
 
 
 def prediction_drift(ref_pred: np.ndarray, cur_pred: np.ndarray, classes: list[str]
@@ -281,20 +384,46 @@ def feature_shift(reference: pd.DataFrame, current: pd.DataFrame, top: int = 5
     return ranked
 
 
-def decide(detectors: dict[str, Any], policy: str = "all",
-           voters: tuple[str, ...] | list[str] = ("mmd", "classifier")) -> tuple[bool, str]:
-    """Drift decision over the voting detectors present: ``all`` must flag (default) or
-    ``any`` one suffices. A voter without a result (performance without labels) abstains."""
-    flags = {name: bool(detectors[name]["is_drift"]) for name in voters
-             if detectors.get(name) is not None}
-    if not flags:
+def holm(p_values: dict[str, float], alpha: float) -> list[str]:
+    """Holm's step-down procedure: the hypotheses (detectors) rejected at family-wise level
+    ``alpha``. The family is rejected as a whole (some detector flags) exactly when the
+    smallest p-value is at most alpha / k, so the decision's false-alarm rate is at most
+    ``alpha`` whatever the dependence between the detectors."""
+    ranked = sorted(p_values.items(), key=lambda kv: (kv[1], kv[0]))
+    rejected = []
+    for i, (name, p) in enumerate(ranked):
+        if p > alpha / (len(ranked) - i):
+            break
+        rejected.append(name)
+    return rejected
+
+
+def decide(detectors: dict[str, Any], policy: str = "holm",
+           voters: tuple[str, ...] | list[str] = ("mmd", "classifier", "novelty"),
+           p_val: float = 0.05) -> tuple[bool, str]:
+    """Drift decision over the voting detectors present. ``holm`` (default): Holm over the
+    p-value voters at ``p_val`` (one false-alarm budget for the decision); the harm voters
+    (``performance``: measured macro-F1 drop, ``harm``: estimated drop) add their own flag.
+    ``all``: every voter must flag its own test; ``any``: one suffices. A voter without a
+    result (performance without labels) abstains."""
+    present = [n for n in voters if detectors.get(n) is not None]
+    if not present:
         return False, f"no drift (no voting detector of {list(voters)} produced a result)"
-    drift = all(flags.values()) if policy == "all" else any(flags.values())
     parts = []
-    for name in flags:
+    for name in present:
         d = detectors[name]
         parts.append(f"{name} p={d['p_value']:.3g}" if "p_value" in d
                      else f"{name} drop={d.get('drop', 0):.3f}")
+    if policy == "holm":
+        p_values = {n: float(detectors[n]["p_value"]) for n in present if n in P_VOTERS}
+        rejected = holm(p_values, p_val) if p_values else []
+        rejected += [n for n in present if n not in P_VOTERS and detectors[n]["is_drift"]]
+        drift = bool(rejected)
+        flagged = f"; flagged: {', '.join(rejected)}" if rejected else ""
+        return drift, (f"{'drift' if drift else 'no drift'} (holm at {p_val:g} over "
+                       f"{', '.join(parts)}{flagged})")
+    flags = {name: bool(detectors[name]["is_drift"]) for name in present}
+    drift = all(flags.values()) if policy == "all" else any(flags.values())
     return drift, f"{'drift' if drift else 'no drift'} ({policy} of {', '.join(parts)})"
 
 
@@ -403,6 +532,37 @@ def _history(history: list[dict[str, Any]], p_val: float) -> str:
     return p_value_history_svg(history, p_val)
 
 
+def _calibration_html(calibration: dict[str, Any] | None, det: dict[str, Any]) -> str:
+    if not calibration:
+        return ("<p>Calibrated null: none (disabled, or the reference is too small); MMD and "
+                "classifier p-values are their permutation / held-out tests'.</p>")
+    parts = ", ".join(
+        f"{name}: permutation p={det[name]['p_value_permutation']:.3g}, calibrated "
+        f"p={det[name]['p_value_calibrated']:.3g}" for name in ("mmd", "classifier")
+        if det.get(name) and "p_value_calibrated" in det[name])
+    return (f"<p>Calibrated null: {calibration['draws']} draws of {calibration['block_hours']:g}"
+            f"-hour blocks of the {calibration['period_hours']:g}-hour reference period vs the "
+            f"rest; each detector's p-value is the larger of its permutation and calibrated "
+            f"p-values ({html.escape(parts)}).</p>")
+
+
+def _novel_html(novelty: dict[str, Any] | None) -> str:
+    if not novelty:
+        return ""
+    cols = [c for c in ("flow_uid", "src_ip", "event_timestamp", "nearest_class", "score")
+            if any(c in r for r in novelty["novel"])]
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in cols)
+                   + "</tr>" for r in novelty["novel"])
+    table = (f"<table><tr>{''.join(f'<th>{c}</th>' for c in cols)}</tr>{body}</table>"
+             if body else "")
+    return (f"<h2>Novel flows: {novelty['n_novel']} of {novelty['n_window']} beyond the "
+            f"reference's own tail (expected at most {novelty['expected_at_most']:g}), "
+            f"p={novelty['p_value']:.3g}</h2>"
+            f"<p>Flows further from their {novelty['neighbours']} nearest reference flows than "
+            f"all but {novelty['tail']:g} of the reference's own flows; most novel first.</p>"
+            f"{table}")
+
+
 def write_report(report: dict[str, Any], out_dir: Path,
                  history: list[dict[str, Any]] | None = None) -> dict[str, str]:
     """Write the run's report as JSON and a self-contained HTML page: decision, detectors,
@@ -416,12 +576,17 @@ def write_report(report: dict[str, Any], out_dir: Path,
         f"<tr><td>{name}</td><td>{det[name]['p_value']:.4g}</td>"
         f"<td>{'DRIFT' if det[name]['is_drift'] else 'ok'}</td>"
         f"<td>{det[name].get('seconds', '')}</td></tr>"
-        for name in ("mmd", "classifier", "prediction") if det.get(name))
+        for name in ("mmd", "classifier", "novelty", "prediction") if det.get(name))
     perf = det.get("performance")
     if perf:
         rows += (f"<tr><td>performance</td><td>macro-F1 {perf['window_macro_f1']:.3f} vs "
                  f"{perf['baseline_macro_f1']:.3f}</td>"
                  f"<td>{'DRIFT' if perf['is_drift'] else 'ok'}</td><td></td></tr>")
+    harm = det.get("harm")
+    if harm:
+        rows += (f"<tr><td>harm (estimated)</td><td>macro-F1 {harm['estimated_macro_f1']:.3f}"
+                 f" vs {harm['reference_estimated_macro_f1']:.3f} on the reference</td>"
+                 f"<td>{'DRIFT' if harm['is_drift'] else 'ok'}</td><td></td></tr>")
     feats = "".join(
         f"<tr><td>{html.escape(f['feature'])}</td><td>{f['ks']:.3f}</td>"
         f"<td>{f['p_adjusted']:.3g}</td><td>{_svg_hist(f['histogram']) if 'histogram' in f else ''}"
@@ -439,6 +604,8 @@ n={det['n_cur']} sampled from {report['n_window']} flows; policy <code>{html.esc
 over {html.escape(', '.join(report.get('voters', [])))}.</p>
 <h2>Detectors (p-value threshold {det['p_val']})</h2>
 <table><tr><th>detector</th><th>p-value</th><th>result</th><th>seconds</th></tr>{rows}</table>
+{_calibration_html(report.get('calibration'), det)}
+{_novel_html(det.get('novelty'))}
 <h2>p-value history</h2>
 {_history(history or [], det['p_val'])}
 <h2>Top drifted features (KS, Bonferroni-adjusted p)</h2>
@@ -523,9 +690,11 @@ def run_in_drift_runtime(drift_args: dict[str, Any], drift_python: Path) -> dict
 
 
 def check_files(reference_path: Path, current_path: Path, config: MonitoringConfig,
-                drift_python: Path, work_dir: Path, day: date | None = None) -> dict[str, Any]:
-    """The DAG's drift check on two files: same preprocessing, detectors and policy (the
-    voters that need the champion, prediction and performance, abstain)."""
+                drift_python: Path, work_dir: Path, day: date | None = None,
+                cache_dir: Path | None = None) -> dict[str, Any]:
+    """The DAG's drift check on two files: same preprocessing, calibration, detectors and
+    policy (the voters that need the champion, prediction, performance and harm, abstain).
+    The calibration is cached in ``cache_dir`` (default: under ``work_dir``)."""
     import time
 
     started = time.perf_counter()
@@ -533,22 +702,50 @@ def check_files(reference_path: Path, current_path: Path, config: MonitoringConf
     current, cur_excluded = read_flows(current_path, day)
     prepared = prepare_inputs(reference, current, work_dir, n=config.sample_size,
                               seed=config.seed, reference_size=config.reference_size)
-    voters = config.drift_detectors or ["mmd"]
-    detectors = run_in_drift_runtime({
-        "ref_path": prepared["ref_path"], "cur_path": prepared["cur_path"],
-        "p_val": config.p_value, "n_permutations": config.n_permutations, "seed": config.seed,
-        "detectors": voters, "mmd_backend": config.mmd_backend,
-        "classifier_estimators": config.classifier_estimators}, drift_python)
-    drift, reason = decide(detectors, config.policy, voters)
+    in_runtime = config.drift_detectors
+    detectors: dict[str, Any] = {}
+    if in_runtime:
+        detectors = run_in_drift_runtime({
+            "ref_path": prepared["ref_path"], "cur_path": prepared["cur_path"],
+            "p_val": config.p_value, "n_permutations": config.n_permutations,
+            "seed": config.seed, "detectors": in_runtime, "mmd_backend": config.mmd_backend,
+            "classifier_estimators": config.classifier_estimators}, drift_python)
+    calibration = calibrate(reference, config, cache_dir or work_dir / "calibration")
+    detectors = apply_calibration_to(detectors, calibration, config.p_value)
+    if "novelty" in config.detectors:
+        detectors["novelty"] = novelty_check(reference, current, config)
+    # prediction and performance need the champion: they abstain here
+    voters = [v for v in config.detectors if v in detectors] or in_runtime or ["mmd"]
+    drift, reason = decide(detectors, config.policy, voters, config.p_value)
     top = feature_shift(reference, current, top=config.top_features)
     return {
         "drift": drift, "decision": reason, "reference": str(reference_path),
         "current": str(current_path),
         "p_values": {k: detectors[k]["p_value"] for k in voters},
-        "detectors": {k: {kk: vv for kk, vv in detectors[k].items()} for k in voters},
+        "detectors": {k: dict(detectors[k]) for k in voters},
+        "calibration": _calibration_summary(calibration),
         "top_features": [{k: v for k, v in f.items() if k != "histogram"} for f in top],
         "n_ref": prepared["n_ref"], "n_cur": prepared["n_cur"],
         "rows": {"reference": len(reference), "current": len(current)},
         "excluded": {"reference": ref_excluded, "current": cur_excluded},
         "config": config.as_dict(), "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def apply_calibration_to(detectors: dict[str, Any], calibration: dict[str, Any] | None,
+                         p_val: float) -> dict[str, Any]:
+    """:func:`flowguard.calibration.apply_calibration` (a platform-side name for it)."""
+    from flowguard.calibration import apply_calibration
+
+    return apply_calibration(detectors, calibration, p_val)
+
+
+def _calibration_summary(calibration: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the report shows of a calibration: its size and shape, not the null itself."""
+    if not calibration:
+        return None
+    return {"draws": calibration["draws"], "block_hours": calibration["block_hours"],
+            "period_hours": calibration["period_hours"],
+            "median_sizes": calibration["median_sizes"], "key": calibration.get("key"),
+            "q95": {k: round(float(np.quantile(v, 0.95)), 8)
+                    for k, v in calibration["null"].items() if v}}

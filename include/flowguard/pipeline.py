@@ -340,15 +340,18 @@ def prepare_monitoring(start: str, end: str, run_id: str,
         monitoring_frames,
         partition_path,
     )
+    from flowguard.harm import harm_estimate
     from flowguard.monitoring import (
+        calibrate,
         feature_shift,
         load_monitoring_config,
+        novelty_check,
         performance_drift,
         prediction_drift,
         prepare_inputs,
     )
     from flowguard.registry import champion_version, load_model, load_run_frame
-    from flowguard.training import predict_labels
+    from flowguard.training import predict_labels, predict_proba
 
     settings = get_settings()
     day_path = partition_path(settings.flows_source, _day(start))
@@ -383,6 +386,11 @@ def prepare_monitoring(start: str, end: str, run_id: str,
                                           window_pred, classes),
         performance_drift=performance,
         top_features=feature_shift(reference, current, top=config.top_features),
+        # the block-calibrated null: computed once per champion and settings, then cached
+        calibration=calibrate(reference, config, settings.work_dir / "calibration"),
+        novelty=novelty_check(reference, current, config),
+        harm=harm_estimate(predict_proba(model, reference), predict_proba(model, current),
+                           classes, config.harm_drop),
     )
     return prepared
 
@@ -422,30 +430,44 @@ def report_and_decide(prepared: dict[str, Any], detectors: dict[str, Any], run_i
     decision with the ``conf`` a retraining run gets."""
     import mlflow
 
-    from flowguard.monitoring import decide, record_history, retrain_decision, write_report
+    from flowguard.calibration import apply_calibration
+    from flowguard.monitoring import (
+        _calibration_summary,
+        decide,
+        record_history,
+        retrain_decision,
+        write_report,
+    )
     from flowguard.training import ensure_experiment
 
     settings = get_settings()
     _mlflow(settings)
     config = prepared["config"]
     pred = prepared["prediction_drift"]
+    detectors = apply_calibration(detectors, prepared.get("calibration"), config["p_value"])
     votes = {**{k: detectors[k] for k in ("mmd", "classifier") if k in detectors},
+             "novelty": prepared.get("novelty"),
              "prediction": {**pred, "is_drift": pred["p_value"] < config["p_value"]},
-             "performance": prepared.get("performance_drift")}
-    drift, reason = decide(votes, config["policy"], config["detectors"])
+             "performance": prepared.get("performance_drift"), "harm": prepared.get("harm")}
+    drift, reason = decide(votes, config["policy"], config["detectors"], config["p_value"])
     drift_dir = settings.reports_dir / "drift"
     action = retrain_decision(drift_dir / "triggers.json", prepared["window"],
                               prepared["champion_version"], drift, config["cooldown_days"],
                               run_id)
     p_values = {f"{k}_p_value": (votes[k] or {}).get("p_value") for k in
-                ("mmd", "classifier", "prediction")}
+                ("mmd", "classifier", "novelty", "prediction")}
+    harm, perf = votes["harm"] or {}, votes["performance"] or {}
     history = record_history(drift_dir / "history.json", {
         "window": prepared["window"], "run_id": run_id, "drift": drift,
         "retrain": action["retrain"], "champion_version": prepared["champion_version"],
-        **p_values})
+        **p_values, "n_novel": (votes["novelty"] or {}).get("n_novel"),
+        "estimated_macro_f1": harm.get("estimated_macro_f1"),
+        "measured_macro_f1": perf.get("window_macro_f1")})
     report = {**{k: v for k, v in prepared.items() if not k.endswith("_path")},
-              "detectors": {**detectors, "prediction": votes["prediction"],
-                            "performance": votes["performance"]},
+              "calibration": _calibration_summary(prepared.get("calibration")),
+              "detectors": {**detectors, "novelty": votes["novelty"],
+                            "prediction": votes["prediction"],
+                            "performance": votes["performance"], "harm": votes["harm"]},
               "drift": drift, "decision": reason, "policy": config["policy"],
               "voters": list(config["detectors"]), "action": action, "airflow_run_id": run_id}
     paths = write_report(report, drift_dir / prepared["window"], history)
@@ -454,14 +476,18 @@ def report_and_decide(prepared: dict[str, Any], detectors: dict[str, Any], run_i
     with mlflow.start_run(experiment_id=experiment,
                           run_name=f"drift {prepared['window']}") as mlflow_run:
         mlflow.log_metrics({**{k: v for k, v in p_values.items() if v is not None},
-                            "drift": float(drift), "retrain": float(action["retrain"])})
+                            "drift": float(drift), "retrain": float(action["retrain"]),
+                            **({"estimated_macro_f1": harm["estimated_macro_f1"]}
+                               if harm.get("estimated_macro_f1") is not None else {})})
         mlflow.log_params({k: str(v) for k, v in config.items()})
         mlflow.set_tags({"window": prepared["window"], "airflow_run_id": run_id,
                          "champion_version": prepared["champion_version"]})
         mlflow.log_artifact(paths["json"])
         mlflow.log_artifact(paths["html"])
     top = [f["feature"] for f in prepared["top_features"]]
+    novel = (votes["novelty"] or {}).get("novel", [])[:10]
     return {"drift": drift, "retrain": action["retrain"], "why": action["why"],
+            "novel_flows": novel, "estimated_macro_f1": harm.get("estimated_macro_f1"),
             "reason": reason, "report_html": paths["html"], "report_json": paths["json"],
             "window": prepared["window"], "top_features": top, **p_values,
             "airflow_run_id": run_id, "mlflow_run_id": mlflow_run.info.run_id,
