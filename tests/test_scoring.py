@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 
 from flowguard.config import PROJECT_ROOT
-from flowguard.ingest import read_day
 from flowguard.schema import FEATURE_COLUMNS, TRAFFIC_LABELLING_HEADERS
 from flowguard.scoring import InvalidFlow, canonical_flow, flow_time
+from tests.chain import last_scan_time
 
 DAY = date(2017, 7, 7)
 NOW = datetime(2017, 7, 8, tzinfo=UTC)
@@ -51,35 +51,14 @@ def served(tmp_path_factory: pytest.TempPathFactory, synthetic_week: Path
     """One day ingested, applied, materialized (SQLite) up to the moment of the day's last
     PortScan flow (the online store then holds what serving would have had at that time), a
     champion trained and promoted."""
-    from flowguard.features import (
-        apply_definitions,
-        get_store,
-        materialize,
-        write_host_activity,
-        write_valid_flows,
-    )
-    from flowguard.pipeline import build_training_set, promote_if_better, train_model
+    from tests.chain import champion_from_one_day
 
     home = tmp_path_factory.mktemp("scoring") / "home"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWGUARD_HOME", str(home))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        frame = read_day(synthetic_week, DAY)
-        frame = frame[frame["parse_error"].eq("") & frame["label"].notna()
-                      & frame["flow_byts_s"].notna() & (frame["tot_fwd_pkts"] >= 0)]
-        write_valid_flows(frame, home / "lake" / "flows", DAY, NOW)
-        write_host_activity(frame, home / "lake" / "hosts", DAY, NOW)
-        apply_definitions(REPO, home)
-        materialize(get_store(REPO, home), datetime(2017, 7, 7, tzinfo=UTC), _scan_time(frame))
-        built = build_training_set("2017-07-08", 1, "score-test")
-        trained = train_model(built["path"], {"dag_run_id": "score-test",
-                                              "trigger_reason": "test"})
-        assert promote_if_better(trained["version"])["promoted"]
-        yield home, frame, trained["version"]
-
-
-def _scan_time(frame: pd.DataFrame) -> datetime:
-    return frame.loc[frame["label"] == "PortScan", "event_timestamp"].iloc[-1].to_pydatetime()
+        frame, version = champion_from_one_day(home, synthetic_week, DAY, NOW, "score-test")
+        yield home, frame, version
 
 
 def _record(frame: pd.DataFrame, label: str) -> tuple[dict, pd.Series]:
@@ -173,7 +152,7 @@ def test_score_cli_with_online_host_features_on_redis(served, tmp_path: Path) ->
             mp.setenv("FLOWGUARD_HOME", str(home))
             apply_definitions(repo, home)
             store = get_store(repo, home)
-            materialize(store, datetime(2017, 7, 7, tzinfo=UTC), _scan_time(frame))
+            materialize(store, datetime(2017, 7, 7, tzinfo=UTC), last_scan_time(frame))
         assert any(True for _ in client.scan_iter(match=f"*{project}*", count=1000))
         record, flow = _record(frame, "PortScan")
         out = _score(home, record, repo)

@@ -23,7 +23,6 @@ import pandas as pd
 import pytest
 
 from flowguard.config import PROJECT_ROOT
-from flowguard.ingest import read_day
 from flowguard.schema import FEATURE_COLUMNS, HOST_FEATURES
 from flowguard.serve import ServedLog, served_flows, served_rows
 
@@ -102,34 +101,14 @@ def champion_home(tmp_path_factory: pytest.TempPathFactory, synthetic_week: Path
                   ) -> Iterator[tuple[Path, pd.DataFrame, str]]:
     """One day ingested, materialized (SQLite) up to the day's last PortScan flow, a champion
     trained (no search: the server, not the model, is under test) and promoted."""
-    from flowguard.features import (
-        apply_definitions,
-        get_store,
-        materialize,
-        write_host_activity,
-        write_valid_flows,
-    )
-    from flowguard.pipeline import build_training_set, promote_if_better, train_model
+    from tests.chain import champion_from_one_day
 
     home = tmp_path_factory.mktemp("serve") / "home"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWGUARD_HOME", str(home))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        frame = read_day(synthetic_week, DAY)
-        frame = frame[frame["parse_error"].eq("") & frame["label"].notna()
-                      & frame["flow_byts_s"].notna() & (frame["tot_fwd_pkts"] >= 0)]
-        write_valid_flows(frame, home / "lake" / "flows", DAY, NOW)
-        write_host_activity(frame, home / "lake" / "hosts", DAY, NOW)
-        apply_definitions(REPO, home)
-        scan = frame.loc[frame["label"] == "PortScan", "event_timestamp"].iloc[-1]
-        materialize(get_store(REPO, home), datetime(2017, 7, 7, tzinfo=UTC),
-                    scan.to_pydatetime())
-        built = build_training_set("2017-07-08", 1, "serve-test")
-        trained = train_model(built["path"], {"dag_run_id": "serve-test",
-                                              "trigger_reason": "test"},
-                              tuning={"max_trials": 0})
-        assert promote_if_better(trained["version"])["promoted"]
-        yield home, frame, trained["version"]
+        frame, version = champion_from_one_day(home, synthetic_week, DAY, NOW, "serve-test", tuning={"max_trials": 0})
+        yield home, frame, version
 
 
 @pytest.fixture(scope="module")

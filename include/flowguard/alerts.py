@@ -144,27 +144,20 @@ def _spool(channel: str, subject: str, body: str, folder: Path) -> Path:
     return path
 
 
+class _SpoolBusy(Exception):
+    """The spool's lock was not acquired in time (never leaves :func:`_spool_lock`)."""
+
+
 @contextlib.contextmanager
 def _spool_lock(folder: Path, wait: float = LOCK_WAIT_SECONDS) -> Iterator[bool]:
     """Whether this process holds the spool's lock (waited for at most ``wait`` seconds)."""
-    import fcntl
+    from flowguard.locks import file_lock
 
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+") as fh:
-        until = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= until:
-                    yield False
-                    return
-                time.sleep(0.05)
-        try:
+    try:
+        with file_lock(folder / ".lock", wait, _SpoolBusy):
             yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    except _SpoolBusy:
+        yield False
 
 
 def _set_aside(path: Path, why: str) -> None:
