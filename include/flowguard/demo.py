@@ -343,6 +343,10 @@ class Demo:
             print(f"  Drift reports   {Path(self.monitors[-1]['report_html']).parent.parent}")
         print(f"  Quarantine      {settings.quarantine_dir}")
         print(f"  Airflow log     {settings.home / 'airflow' / 'standalone.log'}")
+        if (settings.home / "lake.dvc").exists():
+            print(f"  Data versions   DVC in {settings.home} (remote {settings.home / 'dvc-remote'}"
+                  f"); retrain v1 on its exact data: .venv/bin/flowguard reproduce "
+                  f"{settings.model_name} 1")
         if self.failed:
             print(f"\nFAILED: {self.failed}")
         else:
