@@ -344,7 +344,9 @@ class Demo:
         print(f"  Quarantine      {settings.quarantine_dir}")
         print(f"  Airflow log     {settings.home / 'airflow' / 'standalone.log'}")
         if (settings.home / "lake.dvc").exists():
-            print(f"  Data versions   DVC in {settings.home} (remote {settings.home / 'dvc-remote'}"
+            from flowguard.dataversion import remote_url
+
+            print(f"  Data versions   DVC in {settings.home} (remote {remote_url(settings.home)}"
                   f"); retrain v1 on its exact data: .venv/bin/flowguard reproduce "
                   f"{settings.model_name} 1")
         if self.failed:
