@@ -30,7 +30,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 def test_help_explains_every_command_and_option() -> None:
     parser = build_parser()
     commands = _subparsers(parser)
-    assert set(commands) == {"demo", "generate", "validate", "rollback", "score", "serve", "feast",
+    assert set(commands) == {"demo", "generate", "validate", "rollback", "score", "serve", "reproduce", "feast",
                              "airflow", "backtest", "drift"}
     text = _cli("--help").stdout
     assert all(f"    {name} " in text for name in commands), text

@@ -34,11 +34,22 @@ def _env_int(name: str, default: int) -> int:
     return int(value)
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse measures sub-command names one indent short, so a name longer than the
+    others ("reproduce") would be put on a line of its own; measured where they are drawn."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction):
+            longest = max(len(name) for name in action.choices)
+            self._action_max_length = max(self._action_max_length,
+                                          longest + self._current_indent + 2 * self._indent_increment)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every command and option, each with its help text (``flowguard --help``)."""
     parser = argparse.ArgumentParser(
-        prog="flowguard", description=__doc__, epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="flowguard", description=__doc__, epilog=EPILOG, formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser("demo", help="run the synthetic week through Airflow end to end",
