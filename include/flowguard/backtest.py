@@ -371,24 +371,31 @@ def plot(records: list[DayRecord], png: Path, p_val: float = 0.05,
     import matplotlib.pyplot as plt
 
     frame = pd.DataFrame([asdict(r) for r in records])
-    frame.attrs["n_permutations"] = n_permutations
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    frame["day"] = pd.to_datetime(frame["day"])
+    policies = list(dict.fromkeys(frame["policy"]))
+    # Policies often agree (same model, same p-values): each is drawn a few hours to the side
+    # of the day, in its own colour in both panels, so no line hides another.
+    shift = {p: pd.Timedelta(hours=3 * (i - (len(policies) - 1) / 2))
+             for i, p in enumerate(policies)}
+    colour = {p: f"C{i}" for i, p in enumerate(policies)}
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7.5), sharex=True)
     for policy, group in frame.groupby("policy", sort=False):
-        line = top.plot(group["day"], group["macro_f1"], marker="o", label=policy)[0]
-        alarms = group[group["drift"].fillna(False).astype(bool)]
-        if policy == "drift" and len(alarms):
-            top.scatter(alarms["day"], alarms["macro_f1"], s=220, facecolors="none",
+        x = group["day"] + shift[policy]
+        top.plot(x, group["macro_f1"], marker="o", color=colour[policy], label=policy)
+        top.plot(x, group["macro_f1_known"], linestyle=":", color=colour[policy],
+                 label=f"{policy} (known classes only)")
+        alarms = group["drift"].fillna(False).astype(bool).to_numpy()
+        if policy == "drift" and alarms.any():
+            top.scatter(x[alarms], group["macro_f1"][alarms], s=220, facecolors="none",
                         edgecolors="red", linewidths=2, zorder=5, label="drift alarm -> retrain")
-        top.plot(group["day"], group["macro_f1_known"], linestyle=":",
-                 color=line.get_color(), label=f"{policy} (known classes only)")
-        retrained = group[group["promoted"]]
-        top.scatter(retrained["day"], retrained["macro_f1"], marker="^", s=60,
-                    color=line.get_color(), zorder=6)
+        promoted = group["promoted"].astype(bool).to_numpy()
+        top.scatter(x[promoted], group["macro_f1"][promoted], marker="^", s=70,
+                    color=colour[policy], zorder=6)
     top.set_ylabel("macro-F1 of the serving model")
-    top.set_ylim(0, 1.02)
+    top.set_ylim(0, 1.05)
     top.set_title("Serving model on each day's labelled traffic (^ = new champion after the day)")
-    top.legend(loc="lower left")
-    floor = 1.0 / max(int(frame.attrs.get("n_permutations", 100)), 1)
+    top.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    floor = 1.0 / max(int(n_permutations), 1)
     for policy, group in frame.groupby("policy", sort=False):
         for column, style in (("mmd_p_value", "-"), ("classifier_p_value", "--"),
                               ("novelty_p_value", ":")):
@@ -397,12 +404,15 @@ def plot(records: list[DayRecord], png: Path, p_val: float = 0.05,
             # A permutation p-value of 0 means "below 1/permutations"; draw it at that floor.
             values = group[column].astype(float).clip(
                 lower=floor if column == "mmd_p_value" else 1e-12)
-            bottom.plot(group["day"], values, style, marker=".",
+            bottom.plot(group["day"] + shift[policy], values, style, marker=".",
+                        color=colour[policy],
                         label=f"{policy} {column.removesuffix('_p_value')}")
-    bottom.axhline(p_val, color="grey", linewidth=1)
+    bottom.axhline(p_val, color="grey", linewidth=1, label=f"p = {p_val}")
     bottom.set_yscale("log")
     bottom.set_ylabel("detector p-value (log)")
-    bottom.legend(fontsize=7, ncol=3)
+    bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    days = sorted(frame["day"].unique())
+    bottom.set_xticks(days, [f"{pd.Timestamp(d):%a %Y-%m-%d}" for d in days])
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)
