@@ -21,7 +21,7 @@ import html
 import io
 import json
 import logging
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,36 +66,11 @@ def drift_history(settings: Any) -> list[dict[str, Any]]:
 
 
 def model_versions(settings: Any) -> list[dict[str, Any]]:
-    """Every registered version with its run, created day, macro-F1, gate and aliases."""
-    import mlflow
-
+    """Every registered version with its run, newest training day, macro-F1, gate, aliases."""
     from flowguard.pipeline import _mlflow
+    from flowguard.registry import summarise_versions
 
-    client = _mlflow(settings)
-    try:
-        model = client.get_registered_model(settings.model_name)
-    except mlflow.exceptions.MlflowException:
-        return []
-    aliases: dict[str, list[str]] = {}
-    for alias, version in (model.aliases or {}).items():
-        aliases.setdefault(str(version), []).append(alias)
-    rows = []
-    for mv in sorted(client.search_model_versions(f"name='{settings.model_name}'"),
-                     key=lambda v: int(v.version)):
-        run = client.get_run(mv.run_id)
-        rows.append({
-            "version": str(mv.version), "run_id": mv.run_id,
-            "experiment_id": run.info.experiment_id, "run_name": run.info.run_name,
-            "macro_f1": run.data.metrics.get("macro_f1"),
-            # the newest training day (the DAG's lineage), else the day the run started
-            "trained_through": ((run.data.tags.get("lineage.training_days") or "").split(",")[-1]
-                                or datetime.fromtimestamp(run.info.start_time / 1000, UTC)
-                                .date().isoformat()),
-            "gate": mv.tags.get("gate", ""), "gate_reason": mv.tags.get("gate_reason", ""),
-            "rolled_back": mv.tags.get("rolled_back", ""),
-            "aliases": sorted(aliases.get(str(mv.version), [])),
-            "trigger": run.data.tags.get("lineage.trigger_reason", "")})
-    return rows
+    return summarise_versions(_mlflow(settings), settings.model_name)
 
 
 def collect(settings: Any) -> dict[str, Any]:

@@ -371,7 +371,11 @@ def rollback(client: MlflowClient, name: str, *, lock_uri: str = "",
 
 
 def summarise_versions(client: MlflowClient, name: str) -> list[dict[str, Any]]:
-    """Every version with its run's macro-F1, gate outcome and aliases, oldest first."""
+    """Every version, oldest first: its run (id, experiment, name, macro-F1, trigger, the
+    newest training day), gate outcome and reason, rollback mark and aliases. The demo's
+    summary and the health page both read this."""
+    from datetime import UTC, datetime
+
     import mlflow
 
     try:
@@ -384,8 +388,16 @@ def summarise_versions(client: MlflowClient, name: str) -> list[dict[str, Any]]:
     rows = []
     for mv in sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)):
         run = client.get_run(mv.run_id)
-        rows.append({"version": str(mv.version), "macro_f1": run.data.metrics.get("macro_f1"),
-                     "gate": mv.tags.get("gate"), "gate_reason": mv.tags.get("gate_reason", ""),
-                     "aliases": aliases.get(str(mv.version), []),
-                     "trigger": run.data.tags.get("lineage.trigger_reason", "")})
+        rows.append({
+            "version": str(mv.version), "run_id": mv.run_id,
+            "experiment_id": run.info.experiment_id, "run_name": run.info.run_name,
+            "macro_f1": run.data.metrics.get("macro_f1"),
+            # the newest training day (the DAG's lineage), else the day the run started
+            "trained_through": ((run.data.tags.get("lineage.training_days") or "").split(",")[-1]
+                                or datetime.fromtimestamp(run.info.start_time / 1000, UTC)
+                                .date().isoformat()),
+            "gate": mv.tags.get("gate", ""), "gate_reason": mv.tags.get("gate_reason", ""),
+            "rolled_back": mv.tags.get("rolled_back", ""),
+            "aliases": sorted(aliases.get(str(mv.version), [])),
+            "trigger": run.data.tags.get("lineage.trigger_reason", "")})
     return rows
