@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 INGEST, TRAIN, MONITOR = "flowguard_ingest", "flowguard_train", "flowguard_monitor"
 STATE_DIRS = ("airflow", "landing", "lake", "quarantine", "gx", "mlflow", "feast", "reports",
-              "work")
+              "work", "alerts", ".dvc", "dvc-remote")  # dvc-remote: the default remote only
+STATE_FILES = ("lake.dvc", "landing.dvc", "quarantine.dvc", ".dvcignore")
 
 
 class DemoFailed(RuntimeError):
@@ -181,6 +182,8 @@ class Demo:
             return 1
         for name in STATE_DIRS:  # the demo starts from nothing, every time
             shutil.rmtree(home / name, ignore_errors=True)
+        for name in STATE_FILES:
+            (home / name).unlink(missing_ok=True)
         # The scheduler creates scheduled and asset-triggered runs ([scheduler] use_job_schedule
         # must stay on: off, the monitor would never start). Unpaused, ingest also starts its
         # cron run for yesterday, which finds no data in the 2017 week and skips at once.
