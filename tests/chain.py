@@ -16,6 +16,18 @@ if TYPE_CHECKING:
 REPO = PROJECT_ROOT / "feature_repo"
 
 
+def flow_record(frame: pd.DataFrame, label: str) -> tuple[dict, pd.Series]:
+    """The host's last flow of ``label`` as a scoring request (its host has a window in the
+    flow's past), and the flow."""
+    from flowguard.schema import FEATURE_COLUMNS
+
+    flow = frame[frame["label"] == label].iloc[-1]
+    record = {c: float(flow[c]) for c in FEATURE_COLUMNS} | {
+        "src_ip": flow["src_ip"], "flow_id": flow["flow_id"],
+        "event_timestamp": flow["event_timestamp"].isoformat()}
+    return record, flow
+
+
 def last_scan_time(frame: pd.DataFrame) -> datetime:
     return frame.loc[frame["label"] == "PortScan", "event_timestamp"].iloc[-1].to_pydatetime()
 

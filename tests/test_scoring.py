@@ -20,7 +20,7 @@ import pytest
 from flowguard.config import PROJECT_ROOT
 from flowguard.schema import FEATURE_COLUMNS, TRAFFIC_LABELLING_HEADERS
 from flowguard.scoring import InvalidFlow, canonical_flow, flow_time
-from tests.chain import last_scan_time
+from tests.chain import flow_record, last_scan_time
 
 DAY = date(2017, 7, 7)
 NOW = datetime(2017, 7, 8, tzinfo=UTC)
@@ -61,15 +61,6 @@ def served(tmp_path_factory: pytest.TempPathFactory, synthetic_week: Path
         yield home, frame, version
 
 
-def _record(frame: pd.DataFrame, label: str) -> tuple[dict, pd.Series]:
-    """The host's last flow of ``label``: its host has a window in the flow's past."""
-    flow = frame[frame["label"] == label].iloc[-1]
-    record = {c: float(flow[c]) for c in FEATURE_COLUMNS} | {
-        "src_ip": flow["src_ip"], "flow_id": flow["flow_id"],
-        "event_timestamp": flow["event_timestamp"].isoformat()}
-    return record, flow
-
-
 def _score(home: Path, payload: object, repo: Path = REPO) -> subprocess.CompletedProcess:
     env = {**os.environ, "FLOWGUARD_HOME": str(home), "FLOWGUARD_FEATURE_REPO": str(repo)}
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -86,7 +77,7 @@ def _expected_window(home: Path, flow: pd.Series) -> pd.Series:
 @pytest.mark.slow
 def test_score_cli_with_online_host_features_on_sqlite(served) -> None:
     home, frame, version = served
-    record, flow = _record(frame, "PortScan")
+    record, flow = flow_record(frame, "PortScan")
     out = _score(home, record)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout)
@@ -154,7 +145,7 @@ def test_score_cli_with_online_host_features_on_redis(served, tmp_path: Path) ->
             store = get_store(repo, home)
             materialize(store, datetime(2017, 7, 7, tzinfo=UTC), last_scan_time(frame))
         assert any(True for _ in client.scan_iter(match=f"*{project}*", count=1000))
-        record, flow = _record(frame, "PortScan")
+        record, flow = flow_record(frame, "PortScan")
         out = _score(home, record, repo)
         assert out.returncode == 0, out.stderr[-2000:]
         result = json.loads(out.stdout)

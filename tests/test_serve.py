@@ -25,6 +25,7 @@ import pytest
 from flowguard.config import PROJECT_ROOT
 from flowguard.schema import FEATURE_COLUMNS, HOST_FEATURES
 from flowguard.serve import ServedLog, served_flows, served_rows
+from tests.chain import flow_record
 
 DAY = date(2017, 7, 7)
 NOW = datetime(2017, 7, 8, tzinfo=UTC)
@@ -129,19 +130,11 @@ def server(champion_home) -> Iterator[tuple[str, subprocess.Popen, Path]]:
             process.wait(timeout=HANG_GUARD)
 
 
-def _record(frame: pd.DataFrame, label: str) -> tuple[dict, pd.Series]:
-    flow = frame[frame["label"] == label].iloc[-1]
-    record = {c: float(flow[c]) for c in FEATURE_COLUMNS} | {
-        "src_ip": flow["src_ip"], "flow_id": flow["flow_id"],
-        "event_timestamp": flow["event_timestamp"].isoformat()}
-    return record, flow
-
-
 @pytest.mark.slow
 def test_serve_scores_flows_with_online_host_features(champion_home, server) -> None:
     home, frame, version = champion_home
     base, _, _ = server
-    record, flow = _record(frame, "PortScan")
+    record, flow = flow_record(frame, "PortScan")
     status, result = _post(f"{base}/score", record)
     assert status == 200, result
     assert result["model_version"] == version and result["label"] == "PortScan"
@@ -216,7 +209,7 @@ def test_serve_rejects_bad_requests_naming_the_field(champion_home, server, payl
                                                      field: str, message: str) -> None:
     _, frame, _ = champion_home
     base, _, _ = server
-    record, _ = _record(frame, "BENIGN")
+    record, _ = flow_record(frame, "BENIGN")
     url, body = f"{base}/score", None
     if payload == "missing":
         body = {k: v for k, v in record.items() if k != "flow_duration"}
@@ -246,7 +239,7 @@ def test_serve_follows_the_champion_alias_and_logs_what_it_served(champion_home,
 
     home, frame, version = champion_home
     base, process, _ = server
-    record, _ = _record(frame, "PortScan")
+    record, _ = flow_record(frame, "PortScan")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWGUARD_HOME", str(home))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
