@@ -93,8 +93,14 @@ def mlflow_server(backend_uri: str, artifacts: Path, log: Path) -> Iterator[str]
 def server(tmp_path_factory: pytest.TempPathFactory):
     import mlflow
 
+    from flowguard.config import environment
+
     tmp = tmp_path_factory.mktemp("mlflow-server")
-    with pg_databases("mlflowsrv") as databases, \
+    # mlflow.set_*_uri export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into os.environ:
+    # restored afterwards, or later tests' subprocesses would dial this dead server
+    with environment(MLFLOW_TRACKING_URI=os.environ.get("MLFLOW_TRACKING_URI"),
+                     MLFLOW_REGISTRY_URI=os.environ.get("MLFLOW_REGISTRY_URI")), \
+            pg_databases("mlflowsrv") as databases, \
             mlflow_server(pg_url(databases["mlflowsrv"]), tmp / "served",
                           tmp / "server.log") as url:
         mlflow.set_tracking_uri(url)

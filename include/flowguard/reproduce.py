@@ -84,8 +84,6 @@ def _params(run: Any) -> tuple[dict[str, Any], int, int, dict[str, Any]]:
 def reproduce(model_name: str, version: str, workdir: Path | None = None,
               keep: bool = False) -> dict[str, Any]:
     """Check out the version's data, rebuild its training set, refit, compare the metrics."""
-    from mlflow import MlflowClient
-
     from flowguard.config import environment, get_settings
     from flowguard.dataversion import checkout
     from flowguard.evaluation import evaluate
@@ -96,6 +94,7 @@ def reproduce(model_name: str, version: str, workdir: Path | None = None,
         historical_features,
     )
     from flowguard.lineage import frame_digest
+    from flowguard.pipeline import _mlflow
     from flowguard.registry import HOLDOUT_ARTIFACT, load_run_frame
     from flowguard.training import (
         TuningConfig,
@@ -106,7 +105,7 @@ def reproduce(model_name: str, version: str, workdir: Path | None = None,
     )
 
     settings = get_settings()
-    client = MlflowClient(settings.mlflow_tracking_uri)
+    client = _mlflow(settings)  # tracking and registry both on this home's store
     record = _run_record(client, model_name, version)
     run, lineage = record["run"], record["lineage"]
     params, seed, rounds, tuning = _params(run)
