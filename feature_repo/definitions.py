@@ -11,6 +11,12 @@
   addresses. A change of features is a new version, never an edit of a published one.
 
 Training and monitoring read the versioned feature service, point-in-time, never the files.
+
+Each dataset profile (``include/flowguard/profiles/<name>.yaml``) has its own sources, views
+and services, declared here from the profile's data: the CICIDS2017 objects above keep their
+names; UNSW-NB15's are ``unsw_nb15_flow_stats``, ``unsw_nb15_src_host_activity_1h`` and
+``unsw_nb15_classifier_v1`` (+ ``_flows_only_v1``). The two entities are shared. Declared:
+the active profile's and those of any other profile with data in the home (:func:`_declared`).
 """
 
 from __future__ import annotations
@@ -21,16 +27,8 @@ from datetime import timedelta
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, Project, ValueType
 from feast.types import Float64
 
-from flowguard.config import get_settings
-from flowguard.features import (
-    FEATURE_SERVICE,
-    FLOW_VIEW,
-    FLOWS_ONLY_SERVICE,
-    HOST_TTL,
-    HOST_VIEW,
-    HOST_VIEW_FEATURES,
-)
-from flowguard.schema import FEATURE_COLUMNS, HOST_FEATURES
+from flowguard.features import HOST_TTL
+from flowguard.profiles import Profile, active, all_profiles
 
 
 def _checked_home() -> None:
@@ -51,16 +49,17 @@ def _checked_home() -> None:
 
 
 _checked_home()
-_LAKE = get_settings().lake_dir
+_HOME = os.environ["FLOWGUARD_HOME"]
 
 project = Project(name="flowguard", description="Network-flow intrusion features: validated "
-                  "CICFlowMeter flows and source-host activity (flowguard).")
+                  "flows of each dataset profile and source-host activity (flowguard).")
 
 flow = Entity(
     name="flow",
     join_keys=["flow_uid"],
     value_type=ValueType.INT64,
-    description="One network flow (CICFlowMeter record): day, file index and line number.",
+    description="One network flow (a CICFlowMeter or Argus record): day, file index and line "
+    "number.",
 )
 
 src_host = Entity(
@@ -70,60 +69,84 @@ src_host = Entity(
     description="A source IP address of the monitored network ('unknown' where not published).",
 )
 
-flows_source = FileSource(
-    name="validated_flows",
-    path=str(_LAKE / "flows" / "*" / "*.parquet"),
-    timestamp_field="event_timestamp",
-    created_timestamp_column="ingested_at",
-    description="Flows that passed the Great Expectations contract, one partition per day.",
-)
 
-host_activity_source = FileSource(
-    name="src_host_activity",
-    path=str(_LAKE / "hosts" / "*" / "*.parquet"),
-    timestamp_field="event_timestamp",
-    created_timestamp_column="ingested_at",
-    description="Per-source-host aggregates of validated flows over the trailing hour, "
-    "stamped every 5 minutes at the window's end.",
-)
+def _declare(profile: Profile) -> dict[str, object]:
+    """The sources, views and feature services of one dataset profile."""
+    names = profile.feast
+    lake = os.path.join(_HOME, profile.lake)
+    flows_source = FileSource(
+        name=names.flow_source,
+        path=os.path.join(lake, "flows", "*", "*.parquet"),
+        timestamp_field="event_timestamp",
+        created_timestamp_column="ingested_at",
+        description=f"{profile.title}: flows that passed the Great Expectations contract, one "
+        "partition per day.",
+    )
+    host_activity_source = FileSource(
+        name=names.host_source,
+        path=os.path.join(lake, "hosts", "*", "*.parquet"),
+        timestamp_field="event_timestamp",
+        created_timestamp_column="ingested_at",
+        description=f"{profile.title}: per-source-host aggregates of validated flows over the "
+        "trailing hour, stamped every 5 minutes at the window's end.",
+    )
+    flow_stats = FeatureView(
+        name=names.flow_view,
+        entities=[flow],
+        # A flow's statistics are stamped with its own event time; the entity row asks at
+        # that time. The ttl only bounds how far back the join scans.
+        ttl=timedelta(days=1),
+        schema=[Field(name=name, dtype=Float64) for name in profile.flow_features],
+        source=flows_source,
+        online=False,
+        tags={"team": "detection", "granularity": "flow", "dataset": profile.name},
+    )
+    host_view = FeatureView(
+        name=names.host_view,
+        entities=[src_host],
+        # Only the latest window (ended at most one 5-minute hop before the flow) applies: no
+        # window then means the host was idle for the last hour, not "use an older one".
+        ttl=HOST_TTL,
+        schema=[Field(name=name, dtype=Float64) for name in names.host_view_features],
+        source=host_activity_source,
+        online=True,
+        tags={"team": "detection", "granularity": "source host, 1 h trailing, 5 min hop",
+              "dataset": profile.name},
+    )
+    service = FeatureService(
+        name=names.feature_service,
+        # exactly the model's inputs (Profile.model_features), in the model's order
+        features=[flow_stats, host_view[list(names.host_features)]],
+        description=f"Feature set of the XGBoost {profile.title} classifier, version "
+        f"{names.service_version.lstrip('v')}: flow statistics plus the source host's "
+        "activity in the trailing hour.",
+        tags={"model": profile.model_name, "version": names.service_version.lstrip("v"),
+              "dataset": profile.name},
+    )
+    flows_only = FeatureService(
+        name=names.flows_only_service,
+        features=[flow_stats],
+        description=f"{profile.title}: flow statistics only, for data without addresses "
+        "(no host entity to join).",
+        tags={"model": f"{profile.model_name}-flows-only", "version": "1",
+              "dataset": profile.name},
+    )
+    return {f"{profile.name}_flows_source": flows_source,
+            f"{profile.name}_host_activity_source": host_activity_source,
+            f"{profile.name}_flow_view": flow_stats, f"{profile.name}_host_view": host_view,
+            f"{profile.name}_service": service, f"{profile.name}_flows_only_service": flows_only}
 
-flow_stats = FeatureView(
-    name=FLOW_VIEW,
-    entities=[flow],
-    # A flow's statistics are stamped with its own event time; the entity row asks at that
-    # time. The ttl only bounds how far back the join scans.
-    ttl=timedelta(days=1),
-    schema=[Field(name=name, dtype=Float64) for name in FEATURE_COLUMNS],
-    source=flows_source,
-    online=False,
-    tags={"team": "detection", "granularity": "flow"},
-)
 
-src_host_activity_1h = FeatureView(
-    name=HOST_VIEW,
-    entities=[src_host],
-    # Only the latest window (ended at most one 5-minute hop before the flow) applies: no
-    # window then means the host was idle for the last hour, not "use an older one".
-    ttl=HOST_TTL,
-    schema=[Field(name=name, dtype=Float64) for name in HOST_VIEW_FEATURES],
-    source=host_activity_source,
-    online=True,
-    tags={"team": "detection", "granularity": "source host, 1 h trailing, 5 min hop"},
-)
+def _declared() -> list[Profile]:
+    """The active profile (``FLOWGUARD_DATASET``) and every other profile that has data in
+    this home (its host windows exist): switching datasets in one home never drops the other
+    one's views, and a home with one dataset registers no view without files (``feast
+    materialize`` with no view named materializes every online view)."""
+    current = active()
+    return [p for p in all_profiles() if p.name == current.name
+            or os.path.isdir(os.path.join(_HOME, p.lake, "hosts"))]
 
-flow_classifier_v1 = FeatureService(
-    name=FEATURE_SERVICE,
-    # exactly the model's inputs (schema.MODEL_FEATURES), in the model's order
-    features=[flow_stats, src_host_activity_1h[HOST_FEATURES]],
-    description="Feature set of the XGBoost flow classifier, version 1: flow statistics "
-    "plus the source host's activity in the trailing hour.",
-    tags={"model": "flow-classifier", "version": "1"},
-)
 
-flow_classifier_flows_only_v1 = FeatureService(
-    name=FLOWS_ONLY_SERVICE,
-    features=[flow_stats],
-    description="Flow statistics only, for data without addresses (the 79-column "
-    "MachineLearningCVE layout): no host entity to join.",
-    tags={"model": "flow-classifier-flows-only", "version": "1"},
-)
+# Feast finds the objects among this module's names: one set per declared profile.
+for _profile in _declared():
+    globals().update(_declare(_profile))

@@ -228,19 +228,29 @@ def validate_chunks(chunks: Iterable[pd.DataFrame], context: AbstractDataContext
 def day_contract(paths: list[Path]) -> Contract:
     """The one contract of a day's landing files, for the Airflow ingest task.
 
-    The model trains on the CICFlowMeter feature block, so a day may be original CICIDS2017,
-    improved CICIDS2017 or CSE-CIC-IDS2018 files, one dataset per day (their feature values
-    differ for the same traffic); anything else is refused with what to do instead.
+    The active dataset profile (``FLOWGUARD_DATASET``, :mod:`flowguard.profiles`) names the
+    datasets its model reads: for ``cicids2017`` (the CICFlowMeter feature block) a day may
+    be original CICIDS2017, improved CICIDS2017 or CSE-CIC-IDS2018 files; for ``unsw_nb15``
+    UNSW-NB15 raw parts or set files. One dataset per day (their feature values differ for
+    the same traffic); files of another profile's dataset are refused with the setting that
+    reads them.
     """
+    from flowguard.profiles import ProfileError, active, for_dataset
+
+    profile = active()
     datasets = {p.name: sniff(p)[0].dataset for p in paths}
     found = sorted(set(datasets.values()))
     if len(found) > 1:
         raise BatchRejected(f"the day's landing files mix datasets {datasets}: land one "
                             "dataset per day (their feature values are not comparable)")
-    if found[0] == "unsw_nb15":
-        raise BatchRejected(f"{sorted(datasets)} are UNSW-NB15 files: the model and the ingest "
-                            "DAG use the CICFlowMeter feature block; validate UNSW-NB15 with "
-                            "`flowguard validate` instead")
+    if found[0] not in profile.datasets:
+        try:
+            other = f"set FLOWGUARD_DATASET={for_dataset(found[0]).name} to ingest them"
+        except ProfileError:
+            other = "no dataset profile reads them; validate them with `flowguard validate`"
+        raise BatchRejected(f"{sorted(datasets)} are {found[0]} files, but the active dataset "
+                            f"profile {profile.name} reads {', '.join(profile.datasets)}: "
+                            f"{other}")
     return CONTRACTS[found[0]]
 
 

@@ -22,6 +22,8 @@ class Settings:
     """Resolved settings of one process."""
 
     home: Path
+    # the dataset profile (flowguard.profiles, FLOWGUARD_DATASET): folders, model, features
+    dataset: str
     landing_dir: Path
     lake_dir: Path
     quarantine_dir: Path
@@ -59,20 +61,29 @@ class Settings:
 
 
 def get_settings() -> Settings:
-    """Read the settings from the environment (``FLOWGUARD_*``), falling back to ``var/``."""
+    """Read the settings from the environment (``FLOWGUARD_*``), falling back to ``var/``.
+
+    The dataset profile (``FLOWGUARD_DATASET``, :mod:`flowguard.profiles`) places its landing
+    folder, lake and quarantine under the home and names the registered model; CICIDS2017,
+    the default, keeps ``landing/``, ``lake/``, ``quarantine/`` and ``flow-classifier``.
+    """
+    from flowguard.profiles import active
+
+    profile = active()
     home = Path(os.environ.get("FLOWGUARD_HOME", PROJECT_ROOT / "var")).resolve()
     mlflow_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
     return Settings(
         home=home,
-        landing_dir=Path(os.environ.get("FLOWGUARD_LANDING_DIR", home / "landing")),
-        lake_dir=home / "lake",
-        quarantine_dir=home / "quarantine",
+        dataset=profile.name,
+        landing_dir=Path(os.environ.get("FLOWGUARD_LANDING_DIR", home / profile.landing)),
+        lake_dir=home / profile.lake,
+        quarantine_dir=home / profile.quarantine,
         gx_dir=home / "gx",
         reports_dir=home / "reports",
         work_dir=home / "work",
         feature_repo=Path(os.environ.get("FLOWGUARD_FEATURE_REPO", PROJECT_ROOT / "feature_repo")),
         mlflow_tracking_uri=mlflow_uri,
-        model_name=os.environ.get("FLOWGUARD_MODEL_NAME", "flow-classifier"),
+        model_name=os.environ.get("FLOWGUARD_MODEL_NAME", profile.model_name),
         drift_python=Path(
             os.environ.get("FLOWGUARD_DRIFT_PYTHON", PROJECT_ROOT / ".venv-drift" / "bin" / "python")
         ),

@@ -3,6 +3,10 @@
 Writes are partitioned by the run's day and idempotent (a rerun replaces its own partition).
 Training and monitoring read through the versioned FeatureService, point-in-time; the online
 store follows each run's data interval and ends up the same whatever order runs happen in.
+
+What is dataset-specific (the flow features, what a host aggregate is made of, the view and
+service names) comes from the active dataset profile (:mod:`flowguard.profiles`); the
+module-level names below are the CICIDS2017 profile's, kept for the code that names them.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from flowguard.schema import FEATURE_COLUMNS, HOST_FEATURES, as_utc
+from flowguard.profiles import active
+from flowguard.schema import HOST_FEATURES, as_utc
 
 if TYPE_CHECKING:
     from datetime import date, datetime
@@ -38,9 +43,6 @@ HOST_TTL = HOST_WINDOW_HOP - timedelta(microseconds=1)
 # The view serves more than the model uses today: ``host_packets_1h`` joins the model when
 # schema.HOST_FEATURES lists it (as a new service version).
 HOST_VIEW_FEATURES: list[str] = [*HOST_FEATURES, "host_packets_1h"]
-_HOST_INPUTS = ["src_ip", "event_timestamp", "dst_port", "syn_flag_cnt", "ack_flag_cnt",
-                "rst_flag_cnt", "totlen_fwd_pkts", "totlen_bwd_pkts", "tot_fwd_pkts",
-                "tot_bwd_pkts", "flow_duration"]
 ENTITY_KEY = "flow_uid"
 HOST_KEY = "src_ip"
 UNKNOWN_HOST = "unknown"
@@ -72,19 +74,28 @@ def write_valid_flows(valid: pd.DataFrame, root: Path, day: date, ingested_at: d
 
 
 def valid_flows_columns(valid: pd.DataFrame) -> list[str]:
-    """The columns of validated rows that the Feast source keeps (``ingested_at`` aside)."""
-    return [c for c in PROVENANCE if c in valid.columns and c != "ingested_at"] + FEATURE_COLUMNS
+    """The columns of validated rows that the Feast source keeps (``ingested_at`` aside):
+    provenance, the profile's statistics, the categorical fields it encodes (kept as text,
+    the host aggregates may read them) and the host aggregates' inputs."""
+    profile = active()
+    columns = ([c for c in PROVENANCE if c in valid.columns and c != "ingested_at"]
+               + profile.block_features + [c for c in profile.encoded if c in valid.columns])
+    # and what the host windows read of the previous day's partition (UNSW-NB15: dst_port)
+    return columns + [c for c in profile.host_inputs if c in valid.columns and c not in columns]
 
 
 def valid_flows_frame(valid: pd.DataFrame, ingested_at: datetime) -> pd.DataFrame:
-    """Validated flows in the Feast source layout; a chunk of them gives the same rows."""
-    columns = [c for c in PROVENANCE if c in valid.columns and c != "ingested_at"]
-    frame = valid[columns + FEATURE_COLUMNS].copy()
+    """Validated flows in the Feast source layout; a chunk of them gives the same rows.
+
+    The profile's categorical fields are encoded here (``<field>_code``), so the offline
+    view serves exactly the model's per-flow inputs."""
+    profile = active()
+    frame = profile.encode(valid[valid_flows_columns(valid)].copy())
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True).astype(
         "datetime64[ns, UTC]")
     frame["ingested_at"] = as_utc(ingested_at)
     frame["ingested_at"] = frame["ingested_at"].astype("datetime64[ns, UTC]")
-    for col in ("src_ip", "dst_ip", "flow_id", "label", "source_file"):
+    for col in ("src_ip", "dst_ip", "flow_id", "label", "source_file", *profile.encoded):
         if col in frame:
             frame[col] = frame[col].astype("string")
     return frame
@@ -124,17 +135,21 @@ def host_partials(valid: pd.DataFrame) -> HostPartials | None:
     flows = valid[valid[HOST_KEY].notna() & valid["event_timestamp"].notna()].copy()
     if flows.empty:
         return None
+    spec = active().host  # the fields each aggregate is made of in this dataset
     flows["bucket"] = flows["event_timestamp"].dt.floor(HOST_WINDOW_HOP)
-    flows["syn_only"] = ((flows["syn_flag_cnt"] > 0) & (flows["ack_flag_cnt"] == 0)).astype(float)
-    flows["rst"] = (flows["rst_flag_cnt"] > 0).astype(float)
-    flows["bytes"] = flows["totlen_fwd_pkts"] + flows["totlen_bwd_pkts"]
-    flows["packets"] = flows["tot_fwd_pkts"] + flows["tot_bwd_pkts"]
+    flows["syn_only"] = active().indicator(flows, "syn_only")
+    flows["rst"] = active().indicator(flows, "rst")
+    flows["bytes"] = flows[spec["bytes"]].sum(axis=1, min_count=1)
+    flows["packets"] = flows[spec["packets"]].sum(axis=1, min_count=1)
+    flows["duration"] = flows[spec["duration"]]
+    flows["_dst_port"] = flows[spec["dst_port"]]
     keys = [HOST_KEY, "bucket"]
     partial = flows.groupby(keys, sort=False).agg(
         flows=("bucket", "size"), syn_only=("syn_only", "sum"), rst=("rst", "sum"),
-        bytes=("bytes", "sum"), packets=("packets", "sum"), duration=("flow_duration", "sum"),
+        bytes=("bytes", "sum"), packets=("packets", "sum"), duration=("duration", "sum"),
     ).reset_index()
-    ports = flows[[HOST_KEY, "bucket", "dst_port"]].drop_duplicates()
+    ports = flows[[HOST_KEY, "bucket", "_dst_port"]].rename(
+        columns={"_dst_port": "dst_port"}).drop_duplicates()
     return partial, ports
 
 
@@ -203,7 +218,7 @@ def write_host_activity(valid: pd.DataFrame | None, root: Path, day: date,
     parts = [host_partials(valid) if valid is not None else partials]
     previous = partition_path(flows_root, day - timedelta(days=1)) if flows_root else None
     if previous is not None and previous.exists():
-        tail = pd.read_parquet(previous, columns=_HOST_INPUTS)
+        tail = pd.read_parquet(previous, columns=active().host_inputs)
         tail = tail[tail["event_timestamp"] >= start - HOST_WINDOW]
         parts.insert(0, host_partials(tail))
     frame = host_windows(combine_host_partials(parts), (start, start + timedelta(days=1)))
@@ -233,6 +248,7 @@ def get_store(repo_path: Path, home: Path) -> FeatureStore:
 
 def apply_definitions(repo_path: Path, home: Path) -> list[str]:
     """``feast apply`` in-process: register the repo's objects; a no-op when nothing changed.
+    Returns the active dataset profile's feature views.
 
     Feast 0.67 counts a materialized view as changed on every apply (its equality compares
     the registry's materialization intervals, which a declared view never has), so the
@@ -265,17 +281,22 @@ def apply_definitions(repo_path: Path, home: Path) -> list[str]:
                                        skip_source_validation=True)
     finally:
         os.chdir(cwd)
-    names = [fv.name for fv in store.list_feature_views(allow_cache=False)]
-    log.info("feast apply: feature views %s", names)
-    return names
+    views = store.list_feature_views(allow_cache=False)
+    log.info("feast apply: feature views %s", sorted(fv.name for fv in views))
+    # every profile's objects are registered (one registry serves them all); the caller works
+    # on the active profile's
+    dataset = active().name
+    return [fv.name for fv in views if fv.tags.get("dataset", dataset) == dataset]
 
 
 def _project_exists(store: FeatureStore, project: str) -> bool:
     return any(p.name == project for p in store.registry.list_projects(allow_cache=False))
 
 
-def materialized_until(store: FeatureStore, view: str = HOST_VIEW) -> datetime | None:
-    """End of the latest interval materialized for ``view`` (the registry keeps it)."""
+def materialized_until(store: FeatureStore, view: str | None = None) -> datetime | None:
+    """End of the latest interval materialized for ``view`` (default: the profile's host
+    view; the registry keeps it)."""
+    view = view or active().feast.host_view
     intervals = store.get_feature_view(view, allow_registry_cache=False).materialization_intervals
     return max((end for _, end in intervals), default=None)
 
@@ -291,13 +312,14 @@ def materialize(store: FeatureStore, start: datetime, end: datetime,
     backfill of Monday would put Monday's values back over Tuesday's. Returns the range read.
     """
     start, end = as_utc(start).to_pydatetime(), as_utc(end).to_pydatetime()
-    until = materialized_until(store)
+    view = active().feast.host_view
+    until = materialized_until(store, view)
     if until is not None and as_utc(until) > end:
         log.info("%s materialized until %s: a rerun of [%s, %s] reads up to there",
-                 HOST_VIEW, until, start, end)
+                 view, until, start, end)
         end = as_utc(until).to_pydatetime()
     start -= overlap
-    store.materialize(start_date=start, end_date=end, feature_views=[HOST_VIEW])
+    store.materialize(start_date=start, end_date=end, feature_views=[view])
     return start, end
 
 
@@ -319,16 +341,18 @@ def entity_rows(root: Path, days: list[date]) -> pd.DataFrame:
 
 
 def historical_features(store: FeatureStore, entities: pd.DataFrame,
-                        service: str = FEATURE_SERVICE) -> pd.DataFrame:
-    """Point-in-time features for ``entities`` through the feature service, in input order.
+                        service: str | None = None) -> pd.DataFrame:
+    """Point-in-time features for ``entities`` through the feature service (default: the
+    profile's), in input order.
 
     Raises :class:`TrainingSetIncomplete` if any entity row comes back without its features,
     so a training set can never lose rows silently.
     """
+    service = service or active().feast.feature_service
     feature_service = store.get_feature_service(service)
     frame = store.get_historical_features(entity_df=entities, features=feature_service).to_df()
     frame = frame.set_index(ENTITY_KEY).reindex(entities[ENTITY_KEY]).reset_index()
-    lost = frame[FEATURE_COLUMNS].isna().all(axis=1).sum()
+    lost = frame[active().block_features].isna().all(axis=1).sum()
     if len(frame) != len(entities) or lost:
         raise TrainingSetIncomplete(
             f"{service}: {lost} of {len(entities)} entity rows came back without features")
@@ -337,13 +361,14 @@ def historical_features(store: FeatureStore, entities: pd.DataFrame,
 
 def service_for(entities: pd.DataFrame) -> str:
     """The feature service that fits the data: without any address, no host features."""
+    names = active().feast
     if HOST_KEY not in entities or entities[HOST_KEY].fillna(UNKNOWN_HOST).eq(UNKNOWN_HOST).all():
-        return FLOWS_ONLY_SERVICE
-    return FEATURE_SERVICE
+        return names.flows_only_service
+    return names.feature_service
 
 
 def monitoring_frames(store: FeatureStore, reference: pd.DataFrame, current: pd.DataFrame,
-                      service: str = FEATURE_SERVICE) -> tuple[pd.DataFrame, pd.DataFrame]:
+                      service: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Reference and current windows, both read now through the model's feature service.
 
     ``reference`` is the champion's reference sample (only its entity rows are used: flow id,

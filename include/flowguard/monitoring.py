@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from flowguard.schema import FEATURE_COLUMNS
+from flowguard.profiles import active
+from flowguard.schema import FEATURE_COLUMNS, UNSW_NB15_NULLABLE
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -158,8 +159,22 @@ def signed_log(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x))
 
 
+def drift_features() -> list[str]:
+    """The features the drift tests compare: the active profile's flow statistics (the model's
+    own inputs, not the host context or the categorical codes)."""
+    return active().block_features
+
+
+def _values(frame: pd.DataFrame) -> np.ndarray:
+    """The drift features as floats; a field that does not apply to a flow (UNSW-NB15's
+    nullable HTTP/FTP counters, NaN) counts as 0, so every flow has a point in the space.
+    Validated CICIDS2017 flows have no missing value: unchanged for them."""
+    return np.nan_to_num(frame[drift_features()].to_numpy(dtype=float), nan=0.0,
+                         posinf=np.inf, neginf=-np.inf)
+
+
 def fit_scaler(fit_rows: pd.DataFrame) -> dict[str, list[float]]:
-    z = signed_log(fit_rows[FEATURE_COLUMNS].to_numpy(dtype=float))
+    z = signed_log(_values(fit_rows))
     center = np.median(z, axis=0)
     spread = np.percentile(z, 75, axis=0) - np.percentile(z, 25, axis=0)
     spread = np.where(spread > 0, spread, z.std(axis=0))
@@ -168,7 +183,7 @@ def fit_scaler(fit_rows: pd.DataFrame) -> dict[str, list[float]]:
 
 
 def transform(frame: pd.DataFrame, scaler: dict[str, list[float]]) -> np.ndarray:
-    z = signed_log(frame[FEATURE_COLUMNS].to_numpy(dtype=float))
+    z = signed_log(_values(frame))
     return ((z - np.asarray(scaler["center"])) / np.asarray(scaler["scale"])).astype(np.float32)
 
 
@@ -256,7 +271,7 @@ def frame_digest(frame: pd.DataFrame) -> str:
 
     import pandas as pd
 
-    cols = [c for c in [*FEATURE_COLUMNS, "event_timestamp"] if c in frame.columns]
+    cols = [c for c in [*drift_features(), "event_timestamp"] if c in frame.columns]
     hashed = pd.util.hash_pandas_object(frame[cols], index=False).to_numpy()
     return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
 
@@ -372,11 +387,12 @@ def feature_shift(reference: pd.DataFrame, current: pd.DataFrame, top: int = 5
     from scipy.stats import ks_2samp
 
     rows = []
-    for col in FEATURE_COLUMNS:
+    features = drift_features()
+    for col in features:
         ref, cur = reference[col].to_numpy(dtype=float), current[col].to_numpy(dtype=float)
         stat, p = ks_2samp(ref[np.isfinite(ref)], cur[np.isfinite(cur)])
         rows.append({"feature": col, "ks": float(stat),
-                     "p_adjusted": float(min(1.0, p * len(FEATURE_COLUMNS)))})
+                     "p_adjusted": float(min(1.0, p * len(features)))})
     ranked = sorted(rows, key=lambda r: (-r["ks"], r["feature"]))[:top]
     for row in ranked:
         row["histogram"] = _histogram(reference[row["feature"]].to_numpy(dtype=float),
@@ -636,7 +652,7 @@ def read_flows(path: Path, day: date | None = None) -> tuple[pd.DataFrame, dict[
         raise DriftInputError(f"{path}: no such file")
     if path.suffix == ".parquet":
         frame = pd.read_parquet(path)
-        missing = [c for c in FEATURE_COLUMNS if c not in frame.columns]
+        missing = [c for c in drift_features() if c not in frame.columns]
         if missing:
             raise DriftInputError(f"{path}: not canonical flows, missing columns {missing[:5]}"
                                   f"{' ...' if len(missing) > 5 else ''}")
@@ -648,11 +664,13 @@ def read_flows(path: Path, day: date | None = None) -> tuple[pd.DataFrame, dict[
         reasons = frame["parse_error"].fillna("").astype(object)
     else:
         raise DriftInputError(f"{path}: expected a .parquet (canonical) or .csv (landing) file")
-    values = frame[FEATURE_COLUMNS].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    bad_cols = ~np.isfinite(values)
+    features = drift_features()
+    values = frame[features].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    # a nullable UNSW-NB15 field may be empty (it does not apply to the flow)
+    bad_cols = ~np.isfinite(values) & ~(np.isnan(values) & np.isin(features, UNSW_NB15_NULLABLE))
     for row in np.flatnonzero(bad_cols.any(axis=1)):
         if not reasons.iloc[row]:
-            cols = [FEATURE_COLUMNS[i] for i in np.flatnonzero(bad_cols[row])][:3]
+            cols = [features[i] for i in np.flatnonzero(bad_cols[row])][:3]
             reasons.iloc[row] = f"non-finite {', '.join(cols)}"
     keep = reasons.to_numpy() == ""
     excluded = {"rows": int((~keep).sum()), "examples": [

@@ -232,25 +232,27 @@ def build_training_set(as_of: str | None, window_days: int, run_id: str) -> dict
     and the Great Expectations validation result behind each day's partition.
     """
     from flowguard.dataversion import record
-    from flowguard.features import FEATURE_SERVICE, entity_rows, get_store, historical_features
+    from flowguard.features import entity_rows, get_store, historical_features
     from flowguard.lineage import frame_digest, validation_results_for_days
+    from flowguard.profiles import active
 
     settings = get_settings()
+    service_name = active().feast.feature_service
     days = training_days(settings, as_of, window_days)
     # what this run reads, versioned before it reads it (flowguard reproduce checks it out)
     data_version = record(settings.home, settings.landing_dir)
     entities = entity_rows(settings.flows_source, days)
     store = get_store(settings.feature_repo, settings.home)
-    frame = historical_features(store, entities)
+    frame = historical_features(store, entities, service_name)
     path = _run_dir(settings.work_dir / "train", run_id) / "training_set.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
-    service = store.get_feature_service(FEATURE_SERVICE)
+    service = store.get_feature_service(service_name)
     features = [f"{p.name}:{f.name}" for p in service.feature_view_projections for f in p.features]
     return {"path": str(path), "rows": len(frame), "days": [d.isoformat() for d in days],
             "classes": frame["label"].value_counts().to_dict(), "digest": frame_digest(frame),
-            "feature_service": FEATURE_SERVICE,
-            "feature_service_version": FEATURE_SERVICE.rsplit("_", 1)[-1],
+            "dataset": settings.dataset, "feature_service": service_name,
+            "feature_service_version": service_name.rsplit("_", 1)[-1],
             "feature_service_features": features, "data_version": data_version,
             "validation_results": validation_results_for_days(settings.gx_dir,
                                                               settings.flows_source, days)}
@@ -334,7 +336,6 @@ def prepare_monitoring(start: str, end: str, run_id: str,
     feature shift. Settings: ``config/monitoring.yaml`` with ``overrides`` (the run's Params)."""
 
     from flowguard.features import (
-        FEATURE_SERVICE,
         entity_rows,
         get_store,
         monitoring_frames,
@@ -350,6 +351,7 @@ def prepare_monitoring(start: str, end: str, run_id: str,
         prediction_drift,
         prepare_inputs,
     )
+    from flowguard.profiles import active
     from flowguard.registry import champion_version, load_model, load_run_frame
     from flowguard.training import predict_labels, predict_proba
 
@@ -358,14 +360,17 @@ def prepare_monitoring(start: str, end: str, run_id: str,
     if not day_path.exists():
         raise NoDataForDay(f"no data for {_day(start)}: no validated flows at {day_path} "
                            "(ingest has not run for that day, or found nothing)")
-    config = load_monitoring_config(settings.monitoring_config, overrides)
+    # the profile's monitoring settings, then the run's Params over them
+    config = load_monitoring_config(settings.monitoring_config,
+                                    {**active().monitoring, **(overrides or {})})
     client = _mlflow(settings)
     version = champion_version(client, settings.model_name)
     if version is None:
         raise NoChampion(f"nothing to monitor on {_day(start)}: no "
                          f"'{settings.model_name}@champion' yet (run flowguard_train first)")
     model_run = client.get_model_version(settings.model_name, version).run_id
-    service = client.get_run(model_run).data.tags.get("lineage.feature_service", FEATURE_SERVICE)
+    service = client.get_run(model_run).data.tags.get("lineage.feature_service",
+                                                      active().feast.feature_service)
     reference, current = monitoring_frames(
         get_store(settings.feature_repo, settings.home),
         load_run_frame(client, model_run, "reference/reference.parquet"),

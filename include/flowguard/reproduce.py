@@ -124,11 +124,15 @@ def reproduce(model_name: str, version: str, workdir: Path | None = None,
         days = [date.fromisoformat(d) for d in str(lineage["training_days"]).split(",")]
         # Feast prints what it applies: to stderr, so --json prints one JSON object
         # the embedded Feast profile in the scratch home: a production registry is never touched
-        with environment(FLOWGUARD_HOME=str(scratch), FLOWGUARD_FEAST_YAML="feature_store.yaml"), \
+        # the run's dataset profile (a run before profiles existed is CICIDS2017's)
+        dataset = str(lineage.get("dataset") or settings.dataset)
+        with environment(FLOWGUARD_HOME=str(scratch), FLOWGUARD_FEAST_YAML="feature_store.yaml",
+                         FLOWGUARD_DATASET=dataset), \
                 contextlib.redirect_stdout(sys.stderr):
+            lake = get_settings().lake_dir
             apply_definitions(settings.feature_repo, scratch)
             frame = historical_features(get_store(settings.feature_repo, scratch),
-                                        entity_rows(scratch / "lake" / "flows", days))
+                                        entity_rows(lake / "flows", days))
         digest = frame_digest(frame)
         # read back the way a training run reads its set (model columns, float32)
         path = scratch / "work" / "reproduce" / "training_set.parquet"
@@ -136,12 +140,14 @@ def reproduce(model_name: str, version: str, workdir: Path | None = None,
         frame.to_parquet(path, index=False)
         rows = len(frame)
         del frame
-        splits = prepare_splits(read_training_set(path), exclude, bool(lineage.get("train_on_attempted")),
-                                f"reproduced training set of {model_name} v{version}")
-        classes = sorted(splits.frame["label"].unique())
-        np.random.seed(seed)
-        model, _, _ = final_fit(splits.train, splits.valid, classes, params,
-                                TuningConfig(**tuning), seed, rounds=rounds)
+        with environment(FLOWGUARD_DATASET=dataset):
+            splits = prepare_splits(read_training_set(path), exclude,
+                                    bool(lineage.get("train_on_attempted")),
+                                    f"reproduced training set of {model_name} v{version}")
+            classes = sorted(splits.frame["label"].unique())
+            np.random.seed(seed)
+            model, _, _ = final_fit(splits.train, splits.valid, classes, params,
+                                    TuningConfig(**tuning), seed, rounds=rounds)
         proba = predict_proba(model, splits.test)
         metrics = evaluate(splits.test["label"].to_numpy(), np.asarray(classes)[proba.argmax(1)],
                            classes, proba)

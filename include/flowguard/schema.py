@@ -340,6 +340,10 @@ UNSW_PROTOCOL_NUMBERS = {"icmp": 1, "igmp": 2, "ggp": 3, "ipnip": 4, "tcp": 6, "
                          "igp": 9, "udp": 17, "ipv6": 41, "gre": 47, "esp": 50, "ospf": 89,
                          "sctp": 132}
 
+# The feature blocks a dataset profile names (flowguard.profiles, ``feature_block``).
+FEATURE_BLOCKS: dict[str, list[str]] = {"cicflowmeter": FEATURE_COLUMNS,
+                                        "unsw_nb15": UNSW_NB15_FEATURES}
+
 # ---------------------------------------------------------------- shared label taxonomy
 # Each source keeps its own class names in `label`; `label_family` is shared across sources.
 LABEL_FAMILIES: dict[str, str] = {

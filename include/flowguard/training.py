@@ -41,7 +41,8 @@ import pandas as pd
 
 from flowguard.evaluation import evaluate, metric_key, plot_confusion
 from flowguard.lineage import code_version, frame_digest
-from flowguard.schema import HOST_FEATURES, MODEL_FEATURES, is_attempted
+from flowguard.profiles import active
+from flowguard.schema import is_attempted
 
 if TYPE_CHECKING:
     from xgboost import XGBClassifier
@@ -114,6 +115,18 @@ class TrainResult:
 KEY_COLUMNS = ["flow_uid", "event_timestamp", "label", "src_ip"]
 
 
+def model_features() -> list[str]:
+    """The model's inputs under the active dataset profile, in the feature service's order."""
+    return active().model_features
+
+
+def features_of(model: Any) -> list[str]:
+    """The features a fitted model was trained on, in its order (its booster keeps them):
+    a champion of either dataset profile predicts on its own inputs."""
+    names = model.get_booster().feature_names
+    return list(names) if names else model_features()
+
+
 def read_training_set(path: Path) -> pd.DataFrame:
     """The training set's keys and model features, features as float32.
 
@@ -124,14 +137,15 @@ def read_training_set(path: Path) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     names = set(pq.read_schema(path).names)
-    columns = [c for c in KEY_COLUMNS + MODEL_FEATURES if c in names]
-    missing = [c for c in MODEL_FEATURES if c not in names]
+    features = model_features()
+    columns = [c for c in KEY_COLUMNS + features if c in names]
+    missing = [c for c in features if c not in names]
     if missing:
         raise ValueError(f"{path}: the training set lacks the model's features {missing}")
     table = pq.read_table(path, columns=columns)
     # cast in Arrow, then hand the buffers over column by column: never the float64 frame
     # and its float32 copy at once
-    table = table.cast(pa.schema([pa.field(f.name, pa.float32()) if f.name in MODEL_FEATURES
+    table = table.cast(pa.schema([pa.field(f.name, pa.float32()) if f.name in features
                                   else f for f in table.schema]))
     return table.to_pandas(self_destruct=True, split_blocks=True)
 
@@ -272,7 +286,7 @@ def _batches(features: pd.DataFrame, target: np.ndarray, weights: np.ndarray,
              copies: np.ndarray, chunk_rows: int = CHUNK_ROWS):  # noqa: ANN202 - a generator
     """(X, y, w) float32 chunks: the rows as they are, then the host-dropout copies with their
     host features hidden. Only one chunk is ever copied out of the frame at a time."""
-    host = [features.columns.get_loc(c) for c in HOST_FEATURES]
+    host = [features.columns.get_loc(c) for c in active().host_features]
     for start in range(0, len(features), chunk_rows):
         rows = slice(start, start + chunk_rows)
         yield (features.iloc[rows].to_numpy(dtype=np.float32), target[rows], weights[rows])
@@ -287,6 +301,8 @@ def _quantile_dmatrix(batches: list | Any, max_bin: int, ref: Any = None) -> Any
     """A QuantileDMatrix built chunk by chunk from ``batches`` (an iterable of (X, y, w))."""
     import xgboost as xgb
 
+    names = model_features()
+
     class Chunks(xgb.DataIter):
         def __init__(self) -> None:
             self._it = None
@@ -299,7 +315,7 @@ def _quantile_dmatrix(batches: list | Any, max_bin: int, ref: Any = None) -> Any
                 x, y, w = next(self._it)
             except StopIteration:
                 return False
-            input_data(data=x, label=y, weight=w, feature_names=MODEL_FEATURES)
+            input_data(data=x, label=y, weight=w, feature_names=names)
             return True
 
         def reset(self) -> None:
@@ -335,7 +351,7 @@ def fit_model(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], seed
         random_state=seed, early_stopping_rounds=early_stopping_rounds if len(valid) else None,
         **{**DEFAULT_PARAMS, **(params or {})},
     )
-    features = train[MODEL_FEATURES]
+    features = train[model_features()]
     target = train["label"].map(index).to_numpy(dtype=np.float32)
     weights = class_weights(train["label"]) if weights is None else np.asarray(weights)
     copies = np.flatnonzero(np.random.default_rng(seed).random(len(features)) < host_dropout) \
@@ -345,7 +361,7 @@ def fit_model(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], seed
     if len(valid):
         vtarget = valid["label"].map(index).to_numpy(dtype=np.float32)
         dvalid = _quantile_dmatrix(
-            lambda: _batches(valid[MODEL_FEATURES], vtarget, np.ones(len(valid)),
+            lambda: _batches(valid[model_features()], vtarget, np.ones(len(valid)),
                              np.array([], dtype=np.int64)), 64, ref=dtrain)
         evals = [(dvalid, "validation_0")]
     xgb_params = model.get_xgb_params()
@@ -361,13 +377,13 @@ def fit_model(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str], seed
 
 
 def predict_proba(model: XGBClassifier, frame: pd.DataFrame) -> np.ndarray:
-    proba = model.predict_proba(frame[MODEL_FEATURES])
+    proba = model.predict_proba(frame[features_of(model)])
     return proba if proba.ndim == 2 else np.column_stack([1 - proba, proba])
 
 
 def predict_labels(model: XGBClassifier, classes: list[str], frame: pd.DataFrame) -> np.ndarray:
     """Class names predicted for ``frame`` (the model works on class indices)."""
-    return np.asarray(classes)[model.predict(frame[MODEL_FEATURES]).astype(int)]
+    return np.asarray(classes)[model.predict(frame[features_of(model)]).astype(int)]
 
 
 def final_fit(train: pd.DataFrame, valid: pd.DataFrame, classes: list[str],
@@ -614,7 +630,7 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
         mlflow.set_tags({f"lineage.digest.{k}": v for k, v in digests.items()})
         mlflow.log_params({"rows_train": len(train), "rows_valid": len(valid),
                            "rows_test": len(test), "classes": len(classes), "seed": seed,
-                           "features": len(MODEL_FEATURES), "frozen_holdout_excluded": excluded,
+                           "features": len(model_features()), "frozen_holdout_excluded": excluded,
                            "attempted_rows_excluded": sum(attempted.values()),
                            "split": "per-class time order 70/10/20",
                            "holdout_source": holdout_source,
@@ -651,8 +667,8 @@ def train_and_log(training_set: Path, artifact_root: Path, model_name: str,
         _log_frame(reference_rows(training_set, train, REFERENCE_ROWS, seed),
                    "reference/reference.parquet")
         _log_frame(test, "holdout/holdout.parquet")
-        mlflow.log_dict({"classes": classes, "features": MODEL_FEATURES}, "model_schema.json")
-        sample = test[MODEL_FEATURES].head(5)
+        mlflow.log_dict({"classes": classes, "features": model_features()}, "model_schema.json")
+        sample = test[model_features()].head(5)
         info = mlflow.xgboost.log_model(
             model, name="model", pip_requirements=PIP_REQUIREMENTS,
             signature=infer_signature(sample, model.predict_proba(sample)),
@@ -698,7 +714,7 @@ BENIGN, which the monitor's drift checks are there to catch.
 - Flows from {stamps.min()} to {stamps.max()}: {len(frame)} rows, {len(classes)} classes;
   {excluded} flows of the frozen holdout removed before splitting.
 - Features: feature service `{lineage.get('feature_service', '?')}` (version
-  `{lineage.get('feature_service_version', '?')}`), {len(MODEL_FEATURES)} features.
+  `{lineage.get('feature_service_version', '?')}`), {len(model_features())} features.
 - Split per class in time order: train {len(train)}, early stopping / tuning {len(valid)},
   holdout (newest) {len(test)}. Digests: {json.dumps(digests)}.
 - Imbalance: sample weights ~ 1/sqrt(class frequency), mean 1; a class above
