@@ -17,6 +17,9 @@ a run that checks that day (the day is in the asset event). Triggered by hand, t
 Param picks the day (empty: the newest validated day). A day without validated flows, or no
 champion yet, **skips** the run with the reason instead of failing.
 
+The `dataset` Param (empty = `FLOWGUARD_DATASET`) picks the dataset profile: its champion,
+feature service and lake; a retraining run it triggers trains the same dataset.
+
 Writes an HTML + JSON report (also logged to MLflow; linked from the `report` task). On drift
 it alerts; it triggers `flowguard_train` (reason, p-values and report in `conf`) only once per
 window and not again within the cooldown against the same champion.
@@ -32,7 +35,7 @@ from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from flowguard.config import PROJECT_ROOT, get_settings
-from flowguard.dag_common import FEATURES, default_args
+from flowguard.dag_common import FEATURES, dataset_param, default_args
 
 DRIFT_PYTHON = str(get_settings().drift_python)  # env reads only: cheap at parse time
 _FILE = "empty = config/monitoring.yaml"
@@ -55,6 +58,7 @@ def _int(title: str, description: str, low: int, high: int) -> Param:
     tags=["flowguard", "monitoring", "drift", "alibi-detect"],
     default_args=default_args(retries=2),
     params={
+        "dataset": dataset_param(),
         "day": Param(None, type=["null", "string"], format="date", title="Day to check",
                      description="YYYY-MM-DD; empty = the day the triggering ingest run "
                                  "materialized, else the newest validated day."),
@@ -91,16 +95,18 @@ def flowguard_monitor() -> None:
             monitoring_day,
             prepare_monitoring,
         )
+        from flowguard.profiles import selected
 
         events = [e.extra["day"] for evs in (triggering_asset_events or {}).values()
                   for e in evs if (e.extra or {}).get("day")]
-        overrides = {k: v for k, v in params.items() if k != "day"}
+        overrides = {k: v for k, v in params.items() if k not in ("day", "dataset")}
         try:
-            day = monitoring_day(params.get("day"), events, str(data_interval_start),
-                                 str(data_interval_end))
-            prepared = prepare_monitoring(f"{day}T00:00:00+00:00",
-                                          f"{day + timedelta(days=1)}T00:00:00+00:00", run_id,
-                                          overrides=overrides)
+            with selected(params.get("dataset")):
+                day = monitoring_day(params.get("day"), events, str(data_interval_start),
+                                     str(data_interval_end))
+                prepared = prepare_monitoring(f"{day}T00:00:00+00:00",
+                                              f"{day + timedelta(days=1)}T00:00:00+00:00",
+                                              run_id, overrides=overrides)
         except NothingToDo as exc:
             raise AirflowSkipException(str(exc)) from exc
         return {**prepared, "drift_args": drift_runtime_args(prepared)}
@@ -116,10 +122,12 @@ def flowguard_monitor() -> None:
         return run_detectors(**drift_args)
 
     @task
-    def report(prepared: dict, detectors: dict, run_id=None) -> dict:
+    def report(prepared: dict, detectors: dict, params=None, run_id=None) -> dict:
         from flowguard.pipeline import report_and_decide
+        from flowguard.profiles import selected
 
-        return report_and_decide(prepared, detectors, run_id)
+        with selected(params.get("dataset")):
+            return report_and_decide(prepared, detectors, run_id)
 
     @task.branch
     def decide(decision: dict) -> str:

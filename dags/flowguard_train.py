@@ -1,7 +1,9 @@
 """
 ### Train, register and gate the flow classifier
 
-Builds a point-in-time training set through the `flow_classifier_v1` feature service, tunes
+Builds a point-in-time training set through the dataset profile's feature service
+(`flow_classifier_v1` for CICIDS2017, `unsw_nb15_classifier_v1` for UNSW-NB15; the `dataset`
+Param, empty = `FLOWGUARD_DATASET`), tunes
 XGBoost with Optuna within a time budget (each trial a nested MLflow run), logs the run with
 its lineage (datasets and digests, feature service, the Great Expectations results of its
 days, code version, this run's id and trigger), a confusion matrix and a model card,
@@ -20,7 +22,7 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, task
 
-from flowguard.dag_common import default_args
+from flowguard.dag_common import dataset_param, default_args
 
 
 @dag(
@@ -33,6 +35,7 @@ from flowguard.dag_common import default_args
     tags=["flowguard", "training", "mlflow", "xgboost"],
     default_args=default_args(retries=1),
     params={
+        "dataset": dataset_param(),
         # null admitted: the UI marks a typed field without "null" required, so an empty
         # default would keep the Trigger button disabled.
         "as_of": Param(None, type=["null", "string"], format="date", title="Train on data before",
@@ -56,13 +59,17 @@ def flowguard_train() -> None:
     @task
     def training_set(params=None, run_id=None) -> dict:
         from flowguard.pipeline import build_training_set
+        from flowguard.profiles import selected
 
-        return build_training_set(params["as_of"] or None, int(params["window_days"]), run_id)
+        with selected(params.get("dataset")):
+            return build_training_set(params["as_of"] or None, int(params["window_days"]),
+                                      run_id)
 
     @task
     def train(built: dict, params=None, run_id=None, dag_run=None) -> dict:
         from flowguard.lineage import trigger_info
         from flowguard.pipeline import train_model
+        from flowguard.profiles import selected
 
         run_type = getattr(dag_run, "run_type", None)
         trigger = trigger_info(params["reason"], str(getattr(run_type, "value", run_type) or ""),
@@ -76,17 +83,20 @@ def flowguard_train() -> None:
                    "training_days": ",".join(built["days"]), "training_set_digest": built["digest"],
                    "validation_result_ids": [v["id"] for v in built["validation_results"]],
                    "validation_results": built["validation_results"],
-                   "data_version": built.get("data_version")}
+                   "data_version": built.get("data_version"), "dataset": built.get("dataset")}
         tuning = {"budget_seconds": float(params["tuning_budget_seconds"]),
                   "max_trials": int(params["max_trials"]),
                   "budget_per_100k_rows": 45.0}  # small windows: a smaller budget
-        return train_model(built["path"], lineage, tuning)
+        with selected(params.get("dataset")):
+            return train_model(built["path"], lineage, tuning)
 
     @task
-    def gate(trained: dict, run_id=None) -> dict:
+    def gate(trained: dict, params=None, run_id=None) -> dict:
         from flowguard.pipeline import promote_if_better
+        from flowguard.profiles import selected
 
-        return promote_if_better(trained["version"], run_id)
+        with selected(params.get("dataset")):
+            return promote_if_better(trained["version"], run_id)
 
     gate(train(training_set()))
 

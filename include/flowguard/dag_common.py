@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, Param
 
 from flowguard.alerts import task_failure_alert
 
@@ -22,3 +22,13 @@ def default_args(retries: int = 2) -> dict[str, Any]:
     """Owner, retries with a short delay, and an alert on every task failure."""
     return {"owner": OWNER, "retries": retries, "retry_delay": timedelta(seconds=30),
             "on_failure_callback": task_failure_alert}
+
+
+def dataset_param() -> Param:
+    """The ``dataset`` Param of the train and monitor DAGs: a dataset profile's name
+    (:mod:`flowguard.profiles`; listing them reads file names only)."""
+    from flowguard.profiles import names
+
+    return Param(None, type=["null", "string"], enum=[None, *names()], title="Dataset profile",
+                 description="Which dataset's model and features (include/flowguard/profiles/"
+                 "<name>.yaml); empty = FLOWGUARD_DATASET, default cicids2017.")

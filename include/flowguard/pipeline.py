@@ -501,7 +501,7 @@ def report_and_decide(prepared: dict[str, Any], detectors: dict[str, Any], run_i
                      "reason": f"drift on {prepared['window']}: {reason}; top features "
                                f"{', '.join(top[:3])}",
                      "drift_window": prepared["window"], "p_values": p_values,
-                     "report": paths["html"]}}
+                     "report": paths["html"], "dataset": settings.dataset}}
 
 
 # ---------------------------------------------------------------- online scoring

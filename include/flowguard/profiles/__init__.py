@@ -23,7 +23,9 @@ here plus its loader mapping in :mod:`flowguard.schema` and :mod:`flowguard.inge
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -212,3 +214,17 @@ def for_dataset(dataset: str) -> Profile:
         if dataset in profile.datasets:
             return profile
     raise ProfileError(f"no dataset profile accepts {dataset!r} files")
+
+
+@contextlib.contextmanager
+def selected(name: str | None) -> Iterator[Profile]:
+    """Run a block under dataset ``name`` (a DAG run's ``dataset`` Param); ``None`` or empty
+    keeps ``FLOWGUARD_DATASET``. Checked first, so a wrong name fails before any work."""
+    from flowguard.config import environment
+
+    if not name:
+        yield active()
+        return
+    profile = load(str(name).strip().lower())
+    with environment(FLOWGUARD_DATASET=profile.name):
+        yield profile
