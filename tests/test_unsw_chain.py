@@ -121,3 +121,18 @@ def test_unsw_ingest_feast_train_and_monitor(home: Path, unsw_week: Path,
     assert prepared["performance_drift"]["is_drift"]
     assert {f["feature"] for f in prepared["top_features"]} <= set(profile.block_features)
     assert Path(prepared["ref_path"]).is_file() and Path(prepared["cur_path"]).is_file()
+
+
+def test_the_demo_wipes_the_profiles_landing_folder_and_its_dvc_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flowguard.config import get_settings
+    from flowguard.demo import state_paths
+    from flowguard.profiles import active
+
+    monkeypatch.setenv("FLOWGUARD_HOME", str(tmp_path))
+    monkeypatch.setenv("FLOWGUARD_DATASET", "unsw_nb15")
+    settings = get_settings()
+    dirs, files = state_paths(settings.home, settings.landing_dir)
+    assert tmp_path / "landing-unsw_nb15" in dirs and tmp_path / "lake" in dirs
+    assert tmp_path / "landing-unsw_nb15.dvc" in files
+    assert active().synthetic_week().WEEK_START == WEEK_START

@@ -64,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="Airflow API/UI port (default $FLOWGUARD_AIRFLOW_PORT or 8080); the "
                            "log servers' ports are FLOWGUARD_WORKER_LOG_PORT and "
                            "FLOWGUARD_TRIGGERER_LOG_PORT")
-    gen = sub.add_parser("generate", help="write a synthetic CICIDS2017 week (published layout), "
-                         "built from real flows where the samples allow")
+    gen = sub.add_parser("generate", help="write a synthetic week (published layout) of "
+                         "FLOWGUARD_DATASET (default CICIDS2017), built from real flows")
     gen.add_argument("out_dir", type=Path, help="folder for the eight published file names")
     gen.add_argument("--scale", type=float, default=0.01,
                      help="share of the published row counts (default 0.01, ~28 k flows)")
@@ -263,10 +263,12 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(logging.WARNING)
         return Demo(port=args.port, scale=args.scale).run()
     if args.command == "generate":
-        from flowguard.synth import generate_week
+        from flowguard.profiles import active
 
-        for path in generate_week(args.out_dir, scale=args.scale, seed=args.seed,
-                                  quirk_rate=args.quirk_rate, source=args.source):
+        week = active().synthetic_week()  # FLOWGUARD_DATASET's week (UNSW-NB15: raw parts)
+        options = {"source": args.source} if week.__name__ == "flowguard.synth" else {}
+        for path in week.generate_week(args.out_dir, scale=args.scale, seed=args.seed,
+                                       quirk_rate=args.quirk_rate, **options):
             print(path)
         return 0
     if args.command == "validate":

@@ -2,7 +2,8 @@
 
 Starts ``airflow standalone`` (api-server, scheduler, dag-processor, triggerer; LocalExecutor
 on SQLite) in its own process group under ``$FLOWGUARD_HOME/airflow``, then drives the DAGs
-through the REST API exactly as a user or an external system would: ingest Monday to
+through the REST API exactly as a user or an external system would, on the synthetic week of
+the dataset profile (``FLOWGUARD_DATASET``: CICIDS2017 by default, or UNSW-NB15): ingest Monday to
 Wednesday, train, ingest Thursday and Friday, monitor Thursday and Friday, and wait for any
 retraining the monitor triggers. Prints progress and a summary; exits non-zero if any DAG run
 fails.
@@ -31,7 +32,7 @@ from flowguard.airflow_env import (
     port_setting,
 )
 from flowguard.config import get_settings
-from flowguard.synth import WEEK_START, generate_week
+from flowguard.profiles import active
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,18 @@ INGEST, TRAIN, MONITOR = "flowguard_ingest", "flowguard_train", "flowguard_monit
 STATE_DIRS = ("airflow", "landing", "lake", "quarantine", "gx", "mlflow", "feast", "reports",
               "work", "alerts", ".dvc", "dvc-remote")  # dvc-remote: the default remote only
 STATE_FILES = ("lake.dvc", "landing.dvc", "quarantine.dvc", ".dvcignore")
+
+
+def state_paths(home: Path, landing_dir: Path) -> tuple[list[Path], list[Path]]:
+    """The folders and files a demo wipes: the shared state and the active profile's landing
+    folder (with its DVC file) when it lies inside the home."""
+    dirs = [home / name for name in STATE_DIRS]
+    files = [home / name for name in STATE_FILES]
+    landing = Path(landing_dir).resolve()
+    if landing.is_relative_to(home.resolve()) and landing not in dirs:
+        dirs.append(landing)
+        files.append(landing.with_name(f"{landing.name}.dvc"))
+    return dirs, files
 
 
 class DemoFailed(RuntimeError):
@@ -180,20 +193,23 @@ class Demo:
         except (PortInUse, ValueError) as exc:
             say(f"FAILED before starting: {exc}")
             return 1
-        for name in STATE_DIRS:  # the demo starts from nothing, every time
-            shutil.rmtree(home / name, ignore_errors=True)
-        for name in STATE_FILES:
-            (home / name).unlink(missing_ok=True)
+        dirs, files = state_paths(home, settings.landing_dir)
+        for path in dirs:  # the demo starts from nothing, every time
+            shutil.rmtree(path, ignore_errors=True)
+        for path in files:
+            path.unlink(missing_ok=True)
         # The scheduler creates scheduled and asset-triggered runs ([scheduler] use_job_schedule
         # must stay on: off, the monitor would never start). Unpaused, ingest also starts its
         # cron run for yesterday, which finds no data in the 2017 week and skips at once.
         env = airflow_process_env(home, self.port)
         os.environ.update({k: v for k, v in env.items() if k.startswith(("FLOWGUARD", "MLFLOW"))})
 
-        self.stage(f"generating the synthetic CICIDS2017 week from real flows (scale "
+        profile = active()
+        self.stage(f"generating the synthetic {profile.title} week from real flows (scale "
                    f"{self.scale}) into {settings.landing_dir}")
         t0 = time.monotonic()
-        files = generate_week(settings.landing_dir, scale=self.scale, quirk_rate=0.001)
+        files = profile.synthetic_week().generate_week(settings.landing_dir, scale=self.scale,
+                                                       quirk_rate=0.001)
         self.timings["generate week"] = round(time.monotonic() - t0, 1)
         say(f"  {len(files)} files in {self.timings['generate week']} s")
 
@@ -240,7 +256,8 @@ class Demo:
         for dag_id in (INGEST, TRAIN):
             api.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
-        days = [WEEK_START + timedelta(days=i) for i in range(5)]
+        week_start = active().synthetic_week().WEEK_START
+        days = [week_start + timedelta(days=i) for i in range(5)]
         for day in days[:3]:
             self._ingest(api, day)
         self.stage("training the first model on Monday-Wednesday (training set through Feast, "

@@ -14,7 +14,9 @@ Param). A profile names:
 - ``landing``, ``lake``, ``quarantine``: its folders under ``FLOWGUARD_HOME``;
 - ``feast``: its sources, views and versioned feature services (``feature_repo/`` declares
   every profile's; the entities ``flow`` and ``src_host`` are shared);
-- ``model_name``: its registered model; ``monitoring``: monitoring settings it sets otherwise.
+- ``model_name``: its registered model; ``monitoring``: monitoring settings it sets otherwise;
+- ``synth``: the module that writes its synthetic week (``WEEK_START``, ``generate_week``),
+  which ``make demo`` runs.
 
 The rules (row accounting, quarantine, point-in-time joins, the promotion gate, the drift
 check) are one implementation that reads the active profile. A third dataset is a new file
@@ -78,6 +80,7 @@ class Profile:
     feast: FeastNames
     model_name: str
     monitoring: dict[str, Any] = field(default_factory=dict)
+    synth: str = "flowguard.synth"
 
     @property
     def block_features(self) -> list[str]:
@@ -145,6 +148,12 @@ class Profile:
             hit &= frame[spec["zero"]] == 0
         return hit.astype(float)
 
+    def synthetic_week(self) -> Any:
+        """The module of the profile's synthetic week (``WEEK_START``, ``generate_week``)."""
+        import importlib
+
+        return importlib.import_module(self.synth)
+
     def summary(self) -> dict[str, Any]:
         """What a person or a run's lineage needs to know about the profile."""
         return {"dataset": self.name, "title": self.title, "model_name": self.model_name,
@@ -191,7 +200,8 @@ def load(name: str) -> Profile:
         labels=tuple(data["labels"]), benign=data["benign"], families=dict(data["families"]),
         host=dict(data["host"]), landing=data["landing"], lake=data["lake"],
         quarantine=data["quarantine"], feast=FeastNames(**feast),
-        model_name=data["model_name"], monitoring=dict(data.get("monitoring") or {}))
+        model_name=data["model_name"], monitoring=dict(data.get("monitoring") or {}),
+        synth=data.get("synth") or "flowguard.synth")
 
 
 def active_name() -> str:
