@@ -136,3 +136,32 @@ def test_the_demo_wipes_the_profiles_landing_folder_and_its_dvc_file(
     assert tmp_path / "landing-unsw_nb15" in dirs and tmp_path / "lake" in dirs
     assert tmp_path / "landing-unsw_nb15.dvc" in files
     assert active().synthetic_week().WEEK_START == WEEK_START
+
+
+def test_set_files_land_too_with_times_spread_over_the_day(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The training/testing set files carry no addresses or times: landed under a weekday
+    name they are ingested with their rows spread over 08:00-17:00 of the day, and no host
+    windows (no address to aggregate by)."""
+    import shutil
+
+    from flowguard.config import PROJECT_ROOT
+    from flowguard.features import entity_rows, service_for
+    from flowguard.pipeline import validate_interval
+
+    sample = PROJECT_ROOT / "data" / "real" / "unsw_nb15" / "jasonwvh__bao" / (
+        "UNSW_NB15_testing-set.csv")
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    shutil.copy(sample, landing / "Monday-UNSW_NB15_testing-set.csv")
+    monkeypatch.setenv("FLOWGUARD_LANDING_DIR", str(landing))
+    monkeypatch.setenv("FLOWGUARD_DATASET", "unsw_nb15")
+    result = validate_interval(*_interval(MON), "set-file")
+    assert (result["rows_in"], result["rows_valid"], result["rows_quarantined"]) == (222, 222, 0)
+    flows = pd.read_parquet(result["valid_path"])
+    hours = flows["event_timestamp"].dt.hour
+    assert hours.min() == 8 and hours.max() < 17
+    assert flows["event_timestamp"].is_monotonic_increasing
+    assert pd.read_parquet(result["hosts_path"]).empty
+    assert service_for(entity_rows(home / "lake" / "unsw_nb15" / "flows", [MON])) == (
+        "unsw_nb15_classifier_flows_only_v1")

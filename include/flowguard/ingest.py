@@ -644,8 +644,13 @@ def _ports(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     return values.to_numpy(dtype="float64"), bad.to_numpy()
 
 
-def _unsw_frame(table: pa.Table, layout: Layout) -> pd.DataFrame:
-    """Canonical UNSW-NB15 rows from parsed text (good lines only)."""
+def _unsw_frame(table: pa.Table, layout: Layout, day: date | None = None, total_rows: int = 0,
+                lines: np.ndarray | None = None) -> pd.DataFrame:
+    """Canonical UNSW-NB15 rows from parsed text (good lines only).
+
+    The set files publish no times: with a ``day`` (the ingest task's), their rows are spread
+    over 08:00-17:00 UTC of it in file order, as the timestamp-less CICIDS2017 layout's are;
+    without one (``flowguard validate``) their event times stay empty."""
     n = table.num_rows
     frame = pd.DataFrame(index=pd.RangeIndex(n))
     errors = pd.Series("", index=frame.index, dtype=object)
@@ -684,6 +689,12 @@ def _unsw_frame(table: pa.Table, layout: Layout) -> pd.DataFrame:
             frame[col] = values
         frame["event_timestamp"] = pd.to_datetime(frame["stime"], unit="s", utc=True)
         errors = _errors_add(errors, frame["event_timestamp"].isna(), "no start time (stime)")
+    elif day is not None and lines is not None:
+        start = pd.Timestamp(datetime.combine(day, datetime.min.time()) + timedelta(hours=8),
+                             tz="UTC")
+        position = (lines - (2 if layout.header else 1)) / max(total_rows, 1)
+        frame["event_timestamp"] = (start + pd.to_timedelta(position * 9 * 3600, unit="s")
+                                    ).astype("datetime64[ns, UTC]")
     else:
         frame["event_timestamp"] = pd.Series(pd.NaT, index=frame.index,
                                              dtype="datetime64[ns, UTC]")
@@ -715,7 +726,8 @@ def iter_landing_chunks(path: Path, day: date | None = None, file_index: int = 0
     if day is None and layout.dataset in ("cicids2017", "cicids2017_improved"):
         day = cicids_day_from_name(path)
     total = (_count_data_lines(path, layout.header)
-             if layout.name == "cicids2017_machine_learning_cve" else 0)
+             if layout.name == "cicids2017_machine_learning_cve"
+             or (layout.name == "unsw_nb15_set" and day is not None) else 0)
     if total and day is None:
         log.warning("%s has no timestamps and no weekday in its name: event times left empty",
                     path)
@@ -727,7 +739,8 @@ def iter_landing_chunks(path: Path, day: date | None = None, file_index: int = 0
         if block.good:
             table = _parse_lines(block, names, path)
             frame = (_cicids_frame(table, layout, day, total, lines)
-                     if layout.dataset in CIC_LABELS else _unsw_frame(table, layout))
+                     if layout.dataset in CIC_LABELS
+                     else _unsw_frame(table, layout, day, total, lines))
             dup = np.asarray(block.dup_of, dtype=np.int64)
             if dup.any():
                 frame.loc[dup > 0, "parse_error"] += (
