@@ -283,8 +283,8 @@ def apply_definitions(repo_path: Path, home: Path) -> list[str]:
         os.chdir(cwd)
     views = store.list_feature_views(allow_cache=False)
     log.info("feast apply: feature views %s", sorted(fv.name for fv in views))
-    # every profile's objects are registered (one registry serves them all); the caller works
-    # on the active profile's
+    # the registry may hold another profile's views too (definitions.py declares every
+    # profile with data in the home); the caller works on the active profile's
     dataset = active().name
     return [fv.name for fv in views if fv.tags.get("dataset", dataset) == dataset]
 
