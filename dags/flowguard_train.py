@@ -88,7 +88,13 @@ def flowguard_train() -> None:
 
         return promote_if_better(trained["version"], run_id)
 
-    gate(train(training_set()))
+    @task
+    def calibrate(decision: dict) -> dict:
+        from flowguard.pipeline import calibrate_champion
+
+        return calibrate_champion(decision)
+
+    calibrate(gate(train(training_set())))
 
 
 flowguard_train()

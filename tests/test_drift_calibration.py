@@ -96,11 +96,32 @@ def test_calibrate_caches_by_reference_and_settings(tmp_path) -> None:
                               detectors=("mmd",))
     first = calibrate(reference, config, tmp_path)
     assert first["draws"] == 12 and len(list(tmp_path.glob("calibration-*.json"))) == 1
-    assert calibrate(reference, config, tmp_path) == first  # read back, not recomputed
+    again = calibrate(reference, config, tmp_path)  # read back, not recomputed
+    assert first.pop("source") == "computed" and again.pop("source") == "cache"
+    assert again == first
     other = MonitoringConfig(sample_size=100, reference_size=100, calibration_draws=13,
                              detectors=("mmd",))
     assert calibrate(reference, other, tmp_path)["draws"] == 13
     assert calibrate(reference, MonitoringConfig(calibration_draws=0), tmp_path) is None
+
+
+def test_calibrate_uses_the_champions_saved_calibration_only_when_its_key_matches(
+        tmp_path) -> None:
+    rng = np.random.default_rng(4)
+    reference = _timed_rows(700, rng, 72)
+    config = MonitoringConfig(sample_size=100, reference_size=100, calibration_draws=10,
+                              detectors=("mmd",))
+    saved = calibrate(reference, config, None)
+    saved.pop("source")
+    used = calibrate(reference, config, tmp_path / "cache", saved=saved)
+    assert used["source"] == "champion" and used["null"] == saved["null"]
+    # copied into the local cache: the next check reads it there
+    assert len(list((tmp_path / "cache").glob("calibration-*.json"))) == 1
+    # other settings: the saved null is not this check's, so it is computed, not reused
+    other = MonitoringConfig(sample_size=100, reference_size=100, calibration_draws=11,
+                             detectors=("mmd",))
+    recomputed = calibrate(reference, other, tmp_path / "cache", saved=saved)
+    assert recomputed["source"] == "computed" and recomputed["draws"] == 11
 
 
 def test_tail_rank_leaves_the_tail_share_for_all_but_delta_of_references() -> None:
