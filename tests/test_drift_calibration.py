@@ -41,6 +41,77 @@ def test_numpy_mmd_is_the_fast_permutation_tests_statistic(drift_python: Path) -
     assert mine == pytest.approx(fast, rel=1e-3, abs=1e-6) and fast > 0.01
 
 
+def test_rff_mmd_is_the_same_in_both_runtimes_and_picked_beyond_the_quadratic_range(
+        drift_python: Path, tmp_path: Path) -> None:
+    """The drift runtime's rff MMD (numpy 1.x) equals the platform's (the calibration's),
+    and ``auto`` runs it beyond QUADRATIC_MAX_ROWS rows per side."""
+    from flowguard.calibration import QUADRATIC_MAX_ROWS, rff_mmd2, rff_mmd_test
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(300, 6)), rng.normal(0.3, 1, size=(250, 6))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    big = QUADRATIC_MAX_ROWS + 1
+    np.save(tmp_path / "bx.npy", rng.normal(size=(big, 3)).astype(np.float32))
+    np.save(tmp_path / "by.npy", rng.normal(size=(40, 3)).astype(np.float32))
+    code = ("import json, sys, numpy as np; from flowguard.calibration import rff_mmd_test; "
+            "from flowguard.drift import run_detectors; d = sys.argv[1]; "
+            "r = rff_mmd_test(np.load(d + '/x.npy'), np.load(d + '/y.npy'), 50); "
+            "a = run_detectors(d + '/bx.npy', d + '/by.npy', detectors=['mmd'], "
+            "n_permutations=20)['mmd']; print(json.dumps([r, a['backend']]))")
+    done = subprocess.run([str(drift_python), "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(PROJECT / "include")},
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    theirs, auto_backend = __import__("json").loads(done.stdout.strip().splitlines()[-1])
+    mine = rff_mmd_test(x, y, 50)
+    assert theirs["distance"] == pytest.approx(mine["distance"], rel=1e-9, abs=1e-12)
+    assert theirs["p_value"] == mine["p_value"] and theirs["sigma"] == mine["sigma"]
+    assert rff_mmd2(x, y) == pytest.approx(mine["distance"], rel=1e-12)
+    assert auto_backend == "rff"
+
+
+def test_rff_mmd_approximates_the_quadratic_statistic_and_keeps_its_rules() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(800, 8))
+    shifted = rng.normal(size=(800, 8))
+    shifted[:, :2] += 0.4
+    from flowguard.calibration import rff_mmd_test
+
+    exact, approx = mmd2(x, shifted), rff_mmd_test(x, shifted, 100, seed=0)
+    # 512 features: the kernel's approximation error is O(1/sqrt(512)) per entry
+    assert approx["distance"] == pytest.approx(exact, rel=0.25) and exact > 0.01
+    assert approx["is_drift"] and approx["p_value"] == 0.0
+    same = rff_mmd_test(x, rng.normal(size=(800, 8)), 100, seed=0)
+    assert abs(same["distance"]) < exact / 10 and not same["is_drift"]
+    # over no-drift pairs its p-values are those of a permutation test (roughly uniform)
+    ps = [rff_mmd_test(rng.normal(size=(150, 4)), rng.normal(size=(150, 4)), 50, seed=s)
+          ["p_value"] for s in range(40)]
+    assert 0.3 < float(np.mean(ps)) < 0.7 and np.mean(np.asarray(ps) < 0.05) <= 0.15
+
+
+def test_calibration_of_an_rff_check_uses_the_rff_statistic() -> None:
+    from flowguard.calibration import rff_mmd2
+
+    rng = np.random.default_rng(5)
+    reference = _timed_rows(700, rng, 72)
+    config = MonitoringConfig(sample_size=100, reference_size=100, calibration_draws=6,
+                              detectors=("mmd",), mmd_backend="rff")
+    rff = calibrate(reference, config, None)
+    fast = calibrate(reference, MonitoringConfig(sample_size=100, reference_size=100,
+                                                 calibration_draws=6, detectors=("mmd",)))
+    assert rff["mmd_backend"] == "rff" and fast["mmd_backend"] == "fast"
+    assert rff["null"]["mmd"] != fast["null"]["mmd"]
+    # a fast check's result is not calibrated with an rff null (and the other way round)
+    det = {"mmd": {"distance": 1.0, "p_value": 0.0, "is_drift": True, "backend": "fast"}}
+    out = apply_calibration(det, rff, 0.05)
+    assert out["mmd"]["p_value"] == 0.0 and "not applied" in out["mmd"]["calibration"]
+    assert apply_calibration({"mmd": {**det["mmd"], "backend": "rff"}}, rff, 0.05)[
+        "mmd"]["p_value"] == pytest.approx(1 / 7)
+    assert np.isfinite(rff_mmd2(reference[FEATURE_COLUMNS].to_numpy()[:50],
+                                reference[FEATURE_COLUMNS].to_numpy()[50:100]))
+
+
 def test_mmd2_is_near_zero_for_one_distribution_and_grows_with_a_shift() -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(size=(400, 5))

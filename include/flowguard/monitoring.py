@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 VOTERS = ("mmd", "classifier", "novelty", "prediction", "performance", "harm")
 P_VOTERS = ("mmd", "classifier", "novelty", "prediction")  # vote with a p-value
 POLICIES = ("holm", "all", "any")
-MMD_BACKENDS = ("fast", "alibi")
+MMD_BACKENDS = ("auto", "fast", "rff", "alibi")
 
 
 class ConfigError(ValueError):
@@ -52,7 +52,7 @@ class MonitoringConfig:
     reference_size: int = 1000
     p_value: float = 0.05
     n_permutations: int = 100
-    mmd_backend: str = "fast"
+    mmd_backend: str = "auto"
     detectors: tuple[str, ...] = ("mmd", "classifier", "novelty")
     classifier_estimators: int = 100
     performance_drop: float = 0.05
@@ -270,7 +270,7 @@ def calibrate(reference: pd.DataFrame, config: MonitoringConfig,
     its key matches, the cache in ``cache_dir``, else computed here (~0.3 s per draw at the
     default sizes) and cached. ``source`` says which. ``None`` when disabled
     (``calibration_draws: 0``) or no detector needs it."""
-    from flowguard.calibration import block_null, calibration_key
+    from flowguard.calibration import block_null, calibration_key, resolve_mmd_backend
 
     detectors = [d for d in config.drift_detectors]
     if config.calibration_draws == 0 or not detectors:
@@ -297,7 +297,9 @@ def calibrate(reference: pd.DataFrame, config: MonitoringConfig,
     out = block_null(transform(ref_rows, scaler), _hours(ref_rows), transform(rest, scaler),
                      _hours(rest), config.sample_size, detectors,
                      draws=config.calibration_draws, block_hours=config.calibration_block_hours,
-                     seed=config.seed, classifier_estimators=config.classifier_estimators)
+                     seed=config.seed, classifier_estimators=config.classifier_estimators,
+                     mmd_backend=resolve_mmd_backend(config.mmd_backend, len(ref_rows),
+                                                     config.sample_size))
     out["key"] = key
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
