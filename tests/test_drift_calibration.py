@@ -160,6 +160,27 @@ def test_block_null_draws_blocks_of_the_period_and_is_reproducible() -> None:
     assert a["median_sizes"] == [120, 100]  # x_ref size kept, window sample of the block
 
 
+def test_block_null_runs_the_classifier_on_one_openmp_thread() -> None:
+    """In a fresh process (scikit-learn not yet imported), every draw runs with OpenMP at
+    one thread: threadpoolctl limits only what is loaded when the limit is set."""
+    code = ("import numpy as np; from threadpoolctl import threadpool_info; "
+            "import flowguard.calibration as c; seen = []\n"
+            "def stats(*a, **k):\n"
+            "    import sklearn.ensemble  # as the classifier statistic does\n"
+            "    seen.append(sorted({i['num_threads'] for i in threadpool_info() "
+            "if i['internal_api'] == 'openmp'})); return {}\n"
+            "c.statistics = stats; rng = np.random.default_rng(0)\n"
+            "c.block_null(rng.normal(size=(50, 3)), rng.uniform(0, 48, 50), "
+            "rng.normal(size=(200, 3)), rng.uniform(0, 48, 200), 30, ['classifier'], draws=3)\n"
+            "print(seen)")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    done = subprocess.run([str(PROJECT / ".venv" / "bin" / "python"), "-c", code],
+                          capture_output=True, text=True, check=False,
+                          env={**env, "PYTHONPATH": str(PROJECT / "include")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[[1], [1], [1]]"
+
+
 def test_calibrate_caches_by_reference_and_settings(tmp_path) -> None:
     rng = np.random.default_rng(3)
     reference = _timed_rows(700, rng, 72)
