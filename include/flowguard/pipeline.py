@@ -420,12 +420,12 @@ def calibrate_champion(decision: dict[str, Any]) -> dict[str, Any]:
     with the monitoring configuration's settings) and store it with the model's run
     (``reference/calibration.json``), so the first monitoring run does not pay for it. A
     version that was not promoted gets none; a reference too small for the configured
-    sizes is reported, not raised: monitoring then says so itself."""
+    sizes gets none either (reported, not raised: monitoring then says so itself)."""
     import json
     import tempfile
 
     from flowguard.features import FEATURE_SERVICE, get_store, reference_features
-    from flowguard.monitoring import DriftInputError, calibrate, load_monitoring_config
+    from flowguard.monitoring import calibrate, load_monitoring_config
     from flowguard.registry import load_run_frame
 
     if not decision.get("promoted"):
@@ -438,13 +438,11 @@ def calibrate_champion(decision: dict[str, Any]) -> dict[str, Any]:
     reference = reference_features(get_store(settings.feature_repo, settings.home),
                                    load_run_frame(client, run_id, "reference/reference.parquet"),
                                    service)
-    config = load_monitoring_config(settings.monitoring_config)
-    try:
-        calibration = calibrate(reference, config, settings.work_dir / "calibration")
-    except DriftInputError as exc:
-        log.warning("no calibration saved for version %s: %s", version, exc)
-        return {"calibrated": False, "why": str(exc)}
-    if calibration is None:
+    calibration = calibrate(reference, load_monitoring_config(settings.monitoring_config),
+                            settings.work_dir / "calibration")
+    if calibration is None:  # calibration_draws: 0, or the reference is too small for it
+        log.warning("no calibration saved for version %s: disabled or too few reference "
+                    "rows", version)
         return {"calibrated": False, "why": "calibration disabled or too few reference rows"}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / Path(CALIBRATION_ARTIFACT).name
