@@ -17,7 +17,8 @@
    The previous classifier detector (alibi-detect ClassifierDrift, random forest, 5 folds)
    runs on the first windows of each shift too ("classifier_alibi"): before vs after on
    the same windows.
-4. Detection day on the replayed synthetic week: reference from Monday-Wednesday flows (as
+4. The quadratic MMD and its random-Fourier-feature form on the same windows (``forms``).
+5. Detection day on the replayed synthetic week: reference from Monday-Wednesday flows (as
    the first champion's), one check per day.
 
 Synthetic flows come from the generator's class profiles (fresh rows for every window), so
@@ -295,6 +296,60 @@ def power(work: Path, config, windows: int, windows_alibi: int, n: int = 1000) -
             "loadavg": [load, _load()]}
 
 
+MMD_FORM_SHIFTS = ("new_class_1pct", "new_class_5pct", "byte_counters_x1.5")
+
+
+def mmd_forms(work: Path, config, sizes: list[int], null_windows: int, shift_windows: int
+              ) -> dict:
+    """The quadratic MMD (``fast``) and the random-Fourier-feature one (``rff``) on the very
+    same windows (permutation p-values, no calibration: synthetic i.i.d. windows, where the
+    permutation null holds): false alarms and power per size, wall and CPU time per test.
+    Above 5000 rows per side only ``rff`` runs (the quadratic form's cost: see timing)."""
+    out: dict = {"p_value": config.p_value, "n_permutations": config.n_permutations,
+                 "data": "synthetic (generator profiles, fresh rows per window)", "sizes": {}}
+    for n in sizes:
+        forms = ["fast", "rff"] if n <= 5000 else ["rff"]
+        jobs, cases = [], {}
+        cases_spec = [("no drift", None)] + [(name, SHIFTS[name]) for name in MMD_FORM_SHIFTS]
+        for case, shift in cases_spec:
+            for w in range(null_windows if shift is None else shift_windows):
+                rng = np.random.default_rng([11, n, w, len(case)])
+                window = _flows(n, rng) if shift is None else apply_shift(
+                    _flows(int(1.1 * n), rng), shift[0], rng, **shift[1])
+                prepared = prepare_inputs(_flows(n + min(5000, n), rng), window,
+                                          work / f"forms{n}_{len(cases)}_{w}", n=n, seed=w,
+                                          reference_size=n)
+                for form in forms:
+                    job = _job(f"{case}/{w}/{form}", prepared, config, ["mmd"], w)
+                    job["args"]["mmd_backend"] = form
+                    jobs.append(job)
+                cases.setdefault(case, []).append(w)
+        load, started = _load(), time.perf_counter()
+        results = run_batch(jobs, work)
+        entry: dict = {"forms": forms, "loadavg": [load, _load()],
+                       "seconds": round(time.perf_counter() - started, 1)}
+        for case, ws in cases.items():
+            entry[case] = {}
+            for form in forms:
+                flags = [results[f"{case}/{w}/{form}"]["mmd"]["is_drift"] for w in ws]
+                k = int(sum(flags))
+                entry[case][form] = {"flagged": k, "windows": len(flags),
+                                     "rate": round(k / len(flags), 4),
+                                     "ci95": wilson(k, len(flags))}
+            if len(forms) == 2:
+                entry[case]["agree"] = sum(
+                    results[f"{case}/{w}/fast"]["mmd"]["is_drift"]
+                    == results[f"{case}/{w}/rff"]["mmd"]["is_drift"] for w in ws)
+        for form in forms:
+            secs = [r["mmd"]["seconds"] for k, r in results.items() if k.endswith(f"/{form}")]
+            entry[f"seconds_per_test_{form}"] = {"median": round(float(np.median(secs)), 3),
+                                                 "min": round(min(secs), 3),
+                                                 "max": round(max(secs), 3)}
+        out["sizes"][str(n)] = entry
+        print(f"mmd forms at n={n}: {json.dumps(entry)}", flush=True)
+    return out
+
+
 def replay_week(work: Path, config, scale: float) -> dict:
     from flowguard.ingest import read_day
     from flowguard.synth import WEEK_START, generate_week
@@ -568,9 +623,13 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "benchmarks" / "results"
                         / "drift.json")
     parser.add_argument("--skip", default="", help="comma list of sections to skip: "
-                        "timing,false_alarms,power,replay,fixed,real")
+                        "timing,false_alarms,power,replay,fixed,real,forms")
     parser.add_argument("--only", default="", help="comma list of sections to run (the "
                         "others are skipped)")
+    parser.add_argument("--forms-sizes", default="1000,5000,20000",
+                        help="rows per side of the fast-vs-rff MMD section")
+    parser.add_argument("--forms-null-windows", type=int, default=40)
+    parser.add_argument("--forms-shift-windows", type=int, default=20)
     parser.add_argument("--fixed-refs", type=int, default=10)
     parser.add_argument("--fixed-null-windows", type=int, default=10)
     parser.add_argument("--fixed-shift-windows", type=int, default=2)
@@ -590,7 +649,7 @@ def main() -> int:
     config = load_monitoring_config(PROJECT_ROOT / "config" / "monitoring.yaml")
     skip = set(filter(None, args.skip.split(",")))
     if args.only:
-        skip = {"timing", "false_alarms", "power", "replay", "fixed", "real"} - set(
+        skip = {"timing", "false_alarms", "power", "replay", "fixed", "real", "forms"} - set(
             args.only.split(","))
     result: dict = {"started": datetime.now(UTC).isoformat(), "quick": args.quick,
                     "config": config.as_dict(), "cpu_count": os.cpu_count(),
@@ -611,6 +670,10 @@ def main() -> int:
                 args.power_alibi_windows if args.power_alibi_windows is not None
                 else (0 if args.quick else 8))
             print(json.dumps(result["power"]), flush=True)
+        if "forms" not in skip:
+            result["mmd_forms"] = mmd_forms(
+                work, config, [int(v) for v in args.forms_sizes.split(",")],
+                args.forms_null_windows, args.forms_shift_windows)
         if "fixed" not in skip:
             result["fixed_references"] = fixed_references(
                 work, config, args.fixed_refs, args.fixed_null_windows,

@@ -69,9 +69,11 @@ def _int(title: str, description: str, low: int, high: int) -> Param:
         "p_value": Param(None, type=["null", "number"], minimum=1e-6, maximum=0.5,
                          title="p-value", description=f"Significance of each detector ({_FILE})"),
         "n_permutations": _int("MMD permutations", "Permutation test size", 10, 100000),
-        "mmd_backend": Param(None, type=["null", "string"], enum=[None, "fast", "alibi"],
+        "mmd_backend": Param(None, type=["null", "string"], enum=[None, "auto", "fast", "rff", "alibi"],
                              title="MMD implementation",
-                             description=f"fast (same statistic, matrix form) or alibi ({_FILE})"),
+                             description="auto (fast up to 5000 rows per side, rff beyond), "
+                             "fast (quadratic, matrix form), rff (random Fourier features, "
+                             f"linear time) or alibi ({_FILE})"),
         "detectors": Param(None, type=["null", "array"], title="Voting detectors",
                            items={"type": "string",
                                   "enum": ["mmd", "classifier", "novelty", "prediction",

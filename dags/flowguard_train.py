@@ -10,7 +10,9 @@ days, code version, this run's id and trigger), a confusion matrix and a model c
 registers a new model version and moves the `champion` alias only if the new version passes
 the gate on the frozen holdout and on the newest labelled flows (macro-F1 within tolerance,
 no class's recall down by more than the margin). `previous` keeps the replaced champion
-(`flowguard rollback`); a failed gate alerts and leaves the champion untouched.
+(`flowguard rollback`); a failed gate alerts and leaves the champion untouched. A promoted
+champion then gets the daily drift check's calibrated null (`calibrate`, stored with the
+model's run as `reference/calibration.json`), so the first monitoring run need not compute it.
 
 Runs on demand: by hand from the UI, or from `flowguard_monitor` when drift is detected
 (the reason and p-values arrive in `conf`).
@@ -100,7 +102,13 @@ def flowguard_train() -> None:
         with selected(params.get("dataset")):
             return promote_if_better(trained["version"], run_id)
 
-    gate(train(training_set()))
+    @task
+    def calibrate(decision: dict) -> dict:
+        from flowguard.pipeline import calibrate_champion
+
+        return calibrate_champion(decision)
+
+    calibrate(gate(train(training_set())))
 
 
 flowguard_train()

@@ -41,6 +41,77 @@ def test_numpy_mmd_is_the_fast_permutation_tests_statistic(drift_python: Path) -
     assert mine == pytest.approx(fast, rel=1e-3, abs=1e-6) and fast > 0.01
 
 
+def test_rff_mmd_is_the_same_in_both_runtimes_and_picked_beyond_the_quadratic_range(
+        drift_python: Path, tmp_path: Path) -> None:
+    """The drift runtime's rff MMD (numpy 1.x) equals the platform's (the calibration's),
+    and ``auto`` runs it beyond QUADRATIC_MAX_ROWS rows per side."""
+    from flowguard.calibration import QUADRATIC_MAX_ROWS, rff_mmd2, rff_mmd_test
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(300, 6)), rng.normal(0.3, 1, size=(250, 6))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    big = QUADRATIC_MAX_ROWS + 1
+    np.save(tmp_path / "bx.npy", rng.normal(size=(big, 3)).astype(np.float32))
+    np.save(tmp_path / "by.npy", rng.normal(size=(40, 3)).astype(np.float32))
+    code = ("import json, sys, numpy as np; from flowguard.calibration import rff_mmd_test; "
+            "from flowguard.drift import run_detectors; d = sys.argv[1]; "
+            "r = rff_mmd_test(np.load(d + '/x.npy'), np.load(d + '/y.npy'), 50); "
+            "a = run_detectors(d + '/bx.npy', d + '/by.npy', detectors=['mmd'], "
+            "n_permutations=20)['mmd']; print(json.dumps([r, a['backend']]))")
+    done = subprocess.run([str(drift_python), "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(PROJECT / "include")},
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    theirs, auto_backend = __import__("json").loads(done.stdout.strip().splitlines()[-1])
+    mine = rff_mmd_test(x, y, 50)
+    assert theirs["distance"] == pytest.approx(mine["distance"], rel=1e-9, abs=1e-12)
+    assert theirs["p_value"] == mine["p_value"] and theirs["sigma"] == mine["sigma"]
+    assert rff_mmd2(x, y) == pytest.approx(mine["distance"], rel=1e-12)
+    assert auto_backend == "rff"
+
+
+def test_rff_mmd_approximates_the_quadratic_statistic_and_keeps_its_rules() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(800, 8))
+    shifted = rng.normal(size=(800, 8))
+    shifted[:, :2] += 0.4
+    from flowguard.calibration import rff_mmd_test
+
+    exact, approx = mmd2(x, shifted), rff_mmd_test(x, shifted, 100, seed=0)
+    # 512 features: the kernel's approximation error is O(1/sqrt(512)) per entry
+    assert approx["distance"] == pytest.approx(exact, rel=0.25) and exact > 0.01
+    assert approx["is_drift"] and approx["p_value"] == 0.0
+    same = rff_mmd_test(x, rng.normal(size=(800, 8)), 100, seed=0)
+    assert abs(same["distance"]) < exact / 10 and not same["is_drift"]
+    # over no-drift pairs its p-values are those of a permutation test (roughly uniform)
+    ps = [rff_mmd_test(rng.normal(size=(150, 4)), rng.normal(size=(150, 4)), 50, seed=s)
+          ["p_value"] for s in range(40)]
+    assert 0.3 < float(np.mean(ps)) < 0.7 and np.mean(np.asarray(ps) < 0.05) <= 0.15
+
+
+def test_calibration_of_an_rff_check_uses_the_rff_statistic() -> None:
+    from flowguard.calibration import rff_mmd2
+
+    rng = np.random.default_rng(5)
+    reference = _timed_rows(700, rng, 72)
+    config = MonitoringConfig(sample_size=100, reference_size=100, calibration_draws=6,
+                              detectors=("mmd",), mmd_backend="rff")
+    rff = calibrate(reference, config, None)
+    fast = calibrate(reference, MonitoringConfig(sample_size=100, reference_size=100,
+                                                 calibration_draws=6, detectors=("mmd",)))
+    assert rff["mmd_backend"] == "rff" and fast["mmd_backend"] == "fast"
+    assert rff["null"]["mmd"] != fast["null"]["mmd"]
+    # a fast check's result is not calibrated with an rff null (and the other way round)
+    det = {"mmd": {"distance": 1.0, "p_value": 0.0, "is_drift": True, "backend": "fast"}}
+    out = apply_calibration(det, rff, 0.05)
+    assert out["mmd"]["p_value"] == 0.0 and "not applied" in out["mmd"]["calibration"]
+    assert apply_calibration({"mmd": {**det["mmd"], "backend": "rff"}}, rff, 0.05)[
+        "mmd"]["p_value"] == pytest.approx(1 / 7)
+    assert np.isfinite(rff_mmd2(reference[FEATURE_COLUMNS].to_numpy()[:50],
+                                reference[FEATURE_COLUMNS].to_numpy()[50:100]))
+
+
 def test_mmd2_is_near_zero_for_one_distribution_and_grows_with_a_shift() -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(size=(400, 5))
@@ -89,6 +160,27 @@ def test_block_null_draws_blocks_of_the_period_and_is_reproducible() -> None:
     assert a["median_sizes"] == [120, 100]  # x_ref size kept, window sample of the block
 
 
+def test_block_null_runs_the_classifier_on_one_openmp_thread() -> None:
+    """In a fresh process (scikit-learn not yet imported), every draw runs with OpenMP at
+    one thread: threadpoolctl limits only what is loaded when the limit is set."""
+    code = ("import numpy as np; from threadpoolctl import threadpool_info; "
+            "import flowguard.calibration as c; seen = []\n"
+            "def stats(*a, **k):\n"
+            "    import sklearn.ensemble  # as the classifier statistic does\n"
+            "    seen.append(sorted({i['num_threads'] for i in threadpool_info() "
+            "if i['internal_api'] == 'openmp'})); return {}\n"
+            "c.statistics = stats; rng = np.random.default_rng(0)\n"
+            "c.block_null(rng.normal(size=(50, 3)), rng.uniform(0, 48, 50), "
+            "rng.normal(size=(200, 3)), rng.uniform(0, 48, 200), 30, ['classifier'], draws=3)\n"
+            "print(seen)")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    done = subprocess.run([str(PROJECT / ".venv" / "bin" / "python"), "-c", code],
+                          capture_output=True, text=True, check=False,
+                          env={**env, "PYTHONPATH": str(PROJECT / "include")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[[1], [1], [1]]"
+
+
 def test_calibrate_caches_by_reference_and_settings(tmp_path) -> None:
     rng = np.random.default_rng(3)
     reference = _timed_rows(700, rng, 72)
@@ -96,11 +188,32 @@ def test_calibrate_caches_by_reference_and_settings(tmp_path) -> None:
                               detectors=("mmd",))
     first = calibrate(reference, config, tmp_path)
     assert first["draws"] == 12 and len(list(tmp_path.glob("calibration-*.json"))) == 1
-    assert calibrate(reference, config, tmp_path) == first  # read back, not recomputed
+    again = calibrate(reference, config, tmp_path)  # read back, not recomputed
+    assert first.pop("source") == "computed" and again.pop("source") == "cache"
+    assert again == first
     other = MonitoringConfig(sample_size=100, reference_size=100, calibration_draws=13,
                              detectors=("mmd",))
     assert calibrate(reference, other, tmp_path)["draws"] == 13
     assert calibrate(reference, MonitoringConfig(calibration_draws=0), tmp_path) is None
+
+
+def test_calibrate_uses_the_champions_saved_calibration_only_when_its_key_matches(
+        tmp_path) -> None:
+    rng = np.random.default_rng(4)
+    reference = _timed_rows(700, rng, 72)
+    config = MonitoringConfig(sample_size=100, reference_size=100, calibration_draws=10,
+                              detectors=("mmd",))
+    saved = calibrate(reference, config, None)
+    saved.pop("source")
+    used = calibrate(reference, config, tmp_path / "cache", saved=saved)
+    assert used["source"] == "champion" and used["null"] == saved["null"]
+    # copied into the local cache: the next check reads it there
+    assert len(list((tmp_path / "cache").glob("calibration-*.json"))) == 1
+    # other settings: the saved null is not this check's, so it is computed, not reused
+    other = MonitoringConfig(sample_size=100, reference_size=100, calibration_draws=11,
+                             detectors=("mmd",))
+    recomputed = calibrate(reference, other, tmp_path / "cache", saved=saved)
+    assert recomputed["source"] == "computed" and recomputed["draws"] == 11
 
 
 def test_tail_rank_leaves_the_tail_share_for_all_but_delta_of_references() -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from flowguard.monitoring import action_sentence, retrain_decision
 
 
@@ -59,3 +61,16 @@ def test_report_header_history_and_width(tmp_path: Path) -> None:
     assert "matplotlib" in history_svg and "p &lt; 0.0001" in history_svg  # p = 0 drawn
     # nothing forces the page wider than its column: long lines wrap, figures scale
     assert "pre{white-space:pre-wrap" in page and "svg{max-width:100%" in page
+
+
+@pytest.mark.parametrize(("source", "says"), [
+    ("champion", "Saved with the champion at training."),
+    ("cache", "Read from this home's calibration cache."),
+    ("computed", "Computed by this check")])
+def test_report_says_where_the_calibrated_null_came_from(source: str, says: str) -> None:
+    from flowguard.monitoring import _calibration_html
+
+    calibration = {"draws": 99, "block_hours": 24.0, "period_hours": 72.0, "source": source}
+    det = {"mmd": {"p_value_permutation": 0.0, "p_value_calibrated": 0.47}}
+    text = _calibration_html(calibration, det)
+    assert says in text and "mmd: permutation p=0, calibrated p=0.47" in text

@@ -39,6 +39,98 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 CALIBRATED = ("mmd", "classifier")
+QUADRATIC_MAX_ROWS = 5000  # per side: beyond it the MMD uses random Fourier features
+RFF_FEATURES = 512  # random Fourier features of the linear-time MMD
+RFF_SIGMA_ROWS = 2048  # reference rows its median-heuristic bandwidth is computed on
+RFF_BLOCK_ROWS = 4096  # rows per float64 block of the feature matrix
+
+
+def resolve_mmd_backend(backend: str, n_ref: int, n_cur: int) -> str:
+    """``auto``: the quadratic ``fast`` MMD up to QUADRATIC_MAX_ROWS rows per side (its
+    sweet spot: 0.05 s at 1 k, 1.6 s at 5 k, 18.8 s at 20 k per side, benchmarks/results/
+    drift.json), the linear-time ``rff`` one beyond (the whole day); any other name as it
+    is."""
+    if backend != "auto":
+        return backend
+    return "fast" if max(n_ref, n_cur) <= QUADRATIC_MAX_ROWS else "rff"
+
+
+def _median_sigma(x: np.ndarray, rows: int, seed: int) -> float:
+    """alibi-detect's median heuristic (see :func:`mmd2`) on at most ``rows`` rows of x."""
+    s = x if len(x) <= rows else x[np.random.default_rng(seed).choice(len(x), rows,
+                                                                        replace=False)]
+    dist = _sq_dist(s, s)
+    n = len(s)
+    k = n + (n * n - n) // 2 - 1
+    return float(np.sqrt(0.5 * np.partition(dist.ravel(), k)[k]))
+
+
+def _rff_sums(x: np.ndarray, w: np.ndarray, b: np.ndarray, groups: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per group row g of ``groups`` (0/1 over the rows of x): the sum of the rows' feature
+    vectors z(x) = sqrt(2/D) cos(xW + b) and the sum of their squared norms; and the same
+    for all rows. Block by block in float64: memory is one block, not the N x D matrix."""
+    d = w.shape[1]
+    sums = np.zeros((groups.shape[0], d))
+    norms = np.zeros(groups.shape[0])
+    total, total_norm = np.zeros(d), 0.0
+    for start in range(0, len(x), RFF_BLOCK_ROWS):
+        z = np.sqrt(2.0 / d) * np.cos(x[start:start + RFF_BLOCK_ROWS] @ w + b)
+        g = groups[:, start:start + RFF_BLOCK_ROWS]
+        q = (z * z).sum(1)
+        sums += g @ z
+        norms += g @ q
+        total += z.sum(0)
+        total_norm += float(q.sum())
+    return sums, norms, total, np.asarray(total_norm)
+
+
+def rff_mmd_test(x_ref: np.ndarray, x_cur: np.ndarray, n_permutations: int = 100,
+                 p_val: float = 0.05, seed: int = 0, n_features: int = RFF_FEATURES
+                 ) -> dict[str, Any]:
+    """MMD^2 permutation test in linear time: the Gaussian kernel (median-heuristic bandwidth
+    on x_ref, as the quadratic test) approximated by ``n_features`` random Fourier features
+    (Rahimi & Recht), k(x, y) ~ z(x).z(y), so the unbiased MMD^2 of a split (a, b) is
+    (|S_a|^2 - Q_a) / n(n-1) + (|S_b|^2 - Q_b) / m(m-1) - 2 S_a.S_b / nm with S the sum of
+    a group's feature vectors and Q the sum of their squared norms. Every permutation costs
+    one (P x N) by (N x D) product: O(N D P) time, O(block x D) memory, whole days fit. The
+    p-value and threshold follow the quadratic test's rules; the permutations and the
+    features are drawn from ``seed`` (numpy), so both runtimes compute the same numbers."""
+    x = np.asarray(x_ref, dtype=np.float64)
+    y = np.asarray(x_cur, dtype=np.float64)
+    n, m = len(x), len(y)
+    if n < 2 or m < 2:
+        raise ValueError(f"MMD needs at least 2 rows per side, got n_ref={n}, n_cur={m}")
+    started = time.perf_counter()
+    rng = np.random.default_rng([seed, 512])
+    sigma = _median_sigma(x, RFF_SIGMA_ROWS, seed)
+    w = rng.standard_normal((x.shape[1], n_features)) / sigma
+    b = rng.uniform(0.0, 2 * np.pi, n_features)
+    total = n + m
+    groups = np.zeros((n_permutations + 1, total))
+    groups[0, :n] = 1.0
+    for p in range(1, n_permutations + 1):
+        groups[p, rng.permutation(total)[:n]] = 1.0
+    sums, norms, all_sum, all_norm = _rff_sums(np.concatenate([x, y]), w, b, groups)
+    other, other_norm = all_sum[None, :] - sums, all_norm - norms
+    stat = ((np.einsum("pd,pd->p", sums, sums) - norms) / (n * (n - 1))
+            + (np.einsum("pd,pd->p", other, other) - other_norm) / (m * (m - 1))
+            - 2 * np.einsum("pd,pd->p", sums, other) / (n * m))
+    observed, permuted = float(stat[0]), stat[1:]
+    p_value = float((observed <= permuted).mean()) if n_permutations else float("nan")
+    threshold = (float(np.sort(permuted)[::-1][int(p_val * n_permutations)])
+                 if n_permutations else float("nan"))
+    return {"is_drift": p_value < p_val, "p_value": p_value, "distance": observed,
+            "threshold": threshold, "sigma": sigma, "backend": "rff",
+            "n_features": n_features, "n_permutations": n_permutations,
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
+def rff_mmd2(x_ref: np.ndarray, x_cur: np.ndarray, seed: int = 0,
+             n_features: int = RFF_FEATURES) -> float:
+    """The statistic :func:`rff_mmd_test` reports (no permutations)."""
+    return float(rff_mmd_test(x_ref, x_cur, n_permutations=0, seed=seed,
+                              n_features=n_features)["distance"])
 
 
 def _sq_dist(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -67,13 +159,16 @@ def mmd2(x_ref: np.ndarray, x_cur: np.ndarray, sigma_rows: int = 8192,
 
 
 def statistics(x_ref: np.ndarray, x_cur: np.ndarray, detectors: list[str] | tuple[str, ...],
-               seed: int, classifier_estimators: int) -> dict[str, float]:
-    """The statistic each calibrated detector reports for one (reference, window) pair."""
+               seed: int, classifier_estimators: int, mmd_backend: str = "fast",
+               mmd_seed: int = 0) -> dict[str, float]:
+    """The statistic each calibrated detector reports for one (reference, window) pair;
+    the ``rff`` MMD with the check's own features (``mmd_seed``: the check's seed)."""
     from flowguard.drift import classifier_drift
 
     out: dict[str, float] = {}
     if "mmd" in detectors:
-        out["mmd"] = mmd2(x_ref, x_cur, seed=seed)
+        out["mmd"] = (rff_mmd2(x_ref, x_cur, seed=mmd_seed) if mmd_backend == "rff"
+                      else mmd2(x_ref, x_cur, seed=seed))
     if "classifier" in detectors:
         out["classifier"] = float(classifier_drift(
             x_ref, x_cur, seed=seed, n_estimators=classifier_estimators)["distance"])
@@ -83,7 +178,8 @@ def statistics(x_ref: np.ndarray, x_cur: np.ndarray, detectors: list[str] | tupl
 def block_null(x_ref: np.ndarray, ref_times: np.ndarray, x_rest: np.ndarray,
                rest_times: np.ndarray, n_cur: int, detectors: list[str] | tuple[str, ...],
                draws: int = 99, block_hours: float = 24.0, seed: int = 0,
-               classifier_estimators: int = 100) -> dict[str, Any]:
+               classifier_estimators: int = 100, mmd_backend: str = "fast"
+               ) -> dict[str, Any]:
     """Null statistics of block-vs-rest draws around the fixed ``x_ref`` (see module doc).
 
     ``x_ref`` is the check's reference matrix, ``x_rest`` the other reference rows that
@@ -91,19 +187,25 @@ def block_null(x_ref: np.ndarray, ref_times: np.ndarray, x_rest: np.ndarray,
     hours (any origin). A span longer than half the reference period is shortened to half,
     so every draw leaves rows outside it. Returns the statistics per detector and what was
     drawn (for the report and the tests)."""
+    import scipy.stats  # noqa: F401 - loaded before the limit (see below)
+    import sklearn.ensemble  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     # one thread, as the drift runtime runs (OMP_NUM_THREADS=1): OpenMP threads of the
-    # boosting fit spin-wait on a loaded machine and multiply the CPU a draw costs
+    # boosting fit spin-wait on a loaded machine and multiply the CPU a draw costs.
+    # threadpoolctl limits the libraries loaded when the limit is set: scikit-learn's
+    # OpenMP runtime loads with its import, so the import comes first (imported inside,
+    # two OpenMP threads stayed: 11 s CPU per classifier fit at n = 1000 instead of 0.26 s)
     with threadpool_limits(1):
-        return _block_null(x_ref, ref_times, x_rest, rest_times, n_cur, detectors, draws,
-                           block_hours, seed, classifier_estimators)
+        out = _block_null(x_ref, ref_times, x_rest, rest_times, n_cur, detectors, draws,
+                          block_hours, seed, classifier_estimators, mmd_backend)
+    return {**out, "mmd_backend": "rff" if mmd_backend == "rff" else "fast"}
 
 
 def _block_null(x_ref: np.ndarray, ref_times: np.ndarray, x_rest: np.ndarray,
                 rest_times: np.ndarray, n_cur: int, detectors: list[str] | tuple[str, ...],
-                draws: int, block_hours: float, seed: int, classifier_estimators: int
-                ) -> dict[str, Any]:
+                draws: int, block_hours: float, seed: int, classifier_estimators: int,
+                mmd_backend: str) -> dict[str, Any]:
     detectors = [d for d in detectors if d in CALIBRATED]
     rng = np.random.default_rng([seed, 15])
     all_times = np.concatenate([ref_times, rest_times])
@@ -133,7 +235,7 @@ def _block_null(x_ref: np.ndarray, ref_times: np.ndarray, x_rest: np.ndarray,
             continue
         sizes.append((len(ref), len(cur)))
         for name, value in statistics(ref, cur, detectors, seed + b + 1,
-                                      classifier_estimators).items():
+                                      classifier_estimators, mmd_backend, seed).items():
             null[name].append(value)
     return {"null": {d: [round(v, 8) for v in vs] for d, vs in null.items()},
             "draws": len(sizes), "block_hours": span, "period_hours": round(period, 3),
@@ -159,6 +261,14 @@ def apply_calibration(detectors: dict[str, Any], calibration: dict[str, Any] | N
         d, null = out.get(name), calibration.get("null", {}).get(name)
         if not d or not null:
             continue
+        if name == "mmd" and (d.get("backend") == "rff") != (
+                calibration.get("mmd_backend", "fast") == "rff"):
+            # a window smaller than sample_size can switch auto's MMD form: this null is
+            # another statistic's, so the permutation p-value stands alone
+            out[name] = {**d, "calibration": f"not applied: null of the "
+                         f"{calibration.get('mmd_backend', 'fast')} MMD, check ran "
+                         f"{d.get('backend')}"}
+            continue
         p_cal = calibrated_p(float(d["distance"]), null)
         p_perm = float(d["p_value"])
         out[name] = {**d, "p_value_permutation": p_perm, "p_value_calibrated": round(p_cal, 6),
@@ -172,7 +282,7 @@ def calibration_key(reference_digest: str, settings: dict[str, Any]) -> str:
     """Digest of what a calibration depends on: the reference sample and the settings that
     shape x_ref, the window sample and the statistics."""
     keys = ("sample_size", "reference_size", "seed", "classifier_estimators",
-            "calibration_draws", "calibration_block_hours", "detectors")
+            "calibration_draws", "calibration_block_hours", "detectors", "mmd_backend")
     blob = json.dumps([reference_digest, {k: settings.get(k) for k in keys}], sort_keys=True,
                       default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

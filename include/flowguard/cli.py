@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
             ("reference_size", int, "reference rows per test"),
             ("p_value", float, "significance of each detector"),
             ("n_permutations", int, "MMD permutation test size"),
-            ("mmd_backend", str, "fast or alibi"),
+            ("mmd_backend", str, "auto, fast, rff or alibi"),
             ("policy", str, "holm (one false-alarm budget), all (every voter flags) or any"),
             ("detectors", str, "comma-separated voters: mmd, classifier, novelty (prediction, "
              "performance and harm need the champion)"),

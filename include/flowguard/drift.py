@@ -17,6 +17,10 @@ Two implementations of the MMD permutation test give the same statistic and p-va
   symmetric) and all permutations are evaluated together as quadratic forms ``a^T K a`` of
   group-indicator vectors: one matrix product of each kernel block with the (permutations
   x N) indicator matrix. Memory is one block, not the matrix, so n=20 k fits.
+- ``rff`` (:func:`flowguard.calibration.rff_mmd_test`): the same kernel approximated by
+  random Fourier features, linear in the rows (numpy only): the form beyond the quadratic
+  test's sweet spot, so a check can use the whole day. ``auto`` (the default) picks
+  ``fast`` up to 5 000 rows per side and ``rff`` beyond.
 
 The classifier detector (:func:`classifier_drift`) trains one histogram gradient-boosting
 model on half of each side and tests its scores on the other half with a one-sided
@@ -42,7 +46,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 DETECTORS = ("mmd", "classifier")
-MMD_BACKENDS = ("fast", "alibi")
+MMD_BACKENDS = ("auto", "fast", "rff", "alibi")
 CLASSIFIER_BACKENDS = ("fast", "alibi")
 SIGMA_SAMPLE = 8192  # reference rows used for the bandwidth when x_ref is larger (documented)
 
@@ -237,7 +241,7 @@ def alibi_classifier_drift(x_ref: Any, x_cur: Any, p_val: float = 0.05, seed: in
 
 def run_detectors(
     ref_path: str, cur_path: str, p_val: float = 0.05, n_permutations: int = 100, seed: int = 0,
-    detectors: list[str] | tuple[str, ...] = DETECTORS, mmd_backend: str = "fast",
+    detectors: list[str] | tuple[str, ...] = DETECTORS, mmd_backend: str = "auto",
     classifier_estimators: int = 100, classifier_backend: str = "fast",
 ) -> dict[str, Any]:
     """Run the chosen detectors on two ``.npy`` matrices; a dict of plain values comes back."""
@@ -256,7 +260,10 @@ def run_detectors(
     out: dict[str, Any] = {"n_ref": int(len(x_ref)), "n_cur": int(len(x_cur)), "p_val": p_val,
                            "detectors": list(detectors)}
     if "mmd" in detectors:
-        test = mmd_permutation_test if mmd_backend == "fast" else alibi_mmd
+        from flowguard.calibration import resolve_mmd_backend, rff_mmd_test
+
+        backend = resolve_mmd_backend(mmd_backend, len(x_ref), len(x_cur))
+        test = {"fast": mmd_permutation_test, "rff": rff_mmd_test, "alibi": alibi_mmd}[backend]
         out["mmd"] = test(x_ref, x_cur, n_permutations=n_permutations, p_val=p_val, seed=seed)
     if "classifier" in detectors:
         test = classifier_drift if classifier_backend == "fast" else alibi_classifier_drift
@@ -275,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-permutations", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--detectors", default=",".join(DETECTORS))
-    parser.add_argument("--mmd-backend", choices=MMD_BACKENDS, default="fast")
+    parser.add_argument("--mmd-backend", choices=MMD_BACKENDS, default="auto")
     parser.add_argument("--classifier-estimators", type=int, default=100)
     parser.add_argument("--classifier-backend", choices=CLASSIFIER_BACKENDS, default="fast")
     args = parser.parse_args(argv)

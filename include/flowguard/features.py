@@ -376,9 +376,18 @@ def monitoring_frames(store: FeatureStore, reference: pd.DataFrame, current: pd.
     same service, point in time, is what keeps monitoring free of training-serving skew: any
     difference between the two is the traffic's, not the code path's.
     """
+    return (reference_features(store, reference, service),
+            historical_features(store, current, service))
+
+
+def reference_features(store: FeatureStore, reference: pd.DataFrame,
+                       service: str = FEATURE_SERVICE) -> pd.DataFrame:
+    """The champion's reference sample as monitoring sees it: its entity rows (flow id,
+    event time, host, label) read through the feature service. The calibration saved with
+    a champion is computed on this very frame, so its key matches the daily check's."""
     keys = [c for c in (ENTITY_KEY, "event_timestamp", "label", HOST_KEY) if c in reference]
     rows = reference[keys].copy()
     if HOST_KEY in rows:
         rows[HOST_KEY] = rows[HOST_KEY].fillna(UNKNOWN_HOST).astype("string")
     rows["event_timestamp"] = pd.to_datetime(rows["event_timestamp"], utc=True)
-    return historical_features(store, rows, service), historical_features(store, current, service)
+    return historical_features(store, rows, service)

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 VOTERS = ("mmd", "classifier", "novelty", "prediction", "performance", "harm")
 P_VOTERS = ("mmd", "classifier", "novelty", "prediction")  # vote with a p-value
 POLICIES = ("holm", "all", "any")
-MMD_BACKENDS = ("fast", "alibi")
+MMD_BACKENDS = ("auto", "fast", "rff", "alibi")
 
 
 class ConfigError(ValueError):
@@ -53,7 +53,7 @@ class MonitoringConfig:
     reference_size: int = 1000
     p_value: float = 0.05
     n_permutations: int = 100
-    mmd_backend: str = "fast"
+    mmd_backend: str = "auto"
     detectors: tuple[str, ...] = ("mmd", "classifier", "novelty")
     classifier_estimators: int = 100
     performance_drop: float = 0.05
@@ -277,20 +277,32 @@ def frame_digest(frame: pd.DataFrame) -> str:
 
 
 def calibrate(reference: pd.DataFrame, config: MonitoringConfig,
-              cache_dir: Path | None = None) -> dict[str, Any] | None:
+              cache_dir: Path | None = None, saved: dict[str, Any] | None = None
+              ) -> dict[str, Any] | None:
     """The block-calibrated null of the check's detectors for this reference
-    (:mod:`flowguard.calibration`), cached by the reference's content and the settings it
-    depends on: computed once per champion (~0.3 s per draw at the default sizes), then read.
-    ``None`` when disabled (``calibration_draws: 0``) or no detector needs it."""
-    from flowguard.calibration import block_null, calibration_key
+    (:mod:`flowguard.calibration`), keyed by the reference's content and the settings it
+    depends on. In order: ``saved`` (the calibration training stored with the champion) if
+    its key matches, the cache in ``cache_dir``, else computed here (~0.3 s per draw at the
+    default sizes) and cached. ``source`` says which. ``None`` when disabled
+    (``calibration_draws: 0``) or no detector needs it."""
+    from flowguard.calibration import block_null, calibration_key, resolve_mmd_backend
 
     detectors = [d for d in config.drift_detectors]
     if config.calibration_draws == 0 or not detectors:
         return None
     key = calibration_key(frame_digest(reference), config.as_dict())
     path = cache_dir / f"calibration-{key}.json" if cache_dir is not None else None
+    if saved is not None:
+        if saved.get("key") == key:
+            out = {**saved, "source": "champion"}
+            if path is not None and not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _write_json(path, out)
+            return out
+        log.warning("the champion's saved calibration (key %s) is not this check's (key %s: "
+                    "other settings or reference rows); computing it", saved.get("key"), key)
     if path is not None and path.exists():
-        return json.loads(path.read_text())
+        return {**json.loads(path.read_text()), "source": "cache"}
     fit_rows, ref_rows, rest = split_reference(reference, config.seed, config.reference_size)
     if len(rest) < 20:
         log.warning("calibration skipped: only %d reference rows outside the scaler's and "
@@ -300,12 +312,14 @@ def calibrate(reference: pd.DataFrame, config: MonitoringConfig,
     out = block_null(transform(ref_rows, scaler), _hours(ref_rows), transform(rest, scaler),
                      _hours(rest), config.sample_size, detectors,
                      draws=config.calibration_draws, block_hours=config.calibration_block_hours,
-                     seed=config.seed, classifier_estimators=config.classifier_estimators)
+                     seed=config.seed, classifier_estimators=config.classifier_estimators,
+                     mmd_backend=resolve_mmd_backend(config.mmd_backend, len(ref_rows),
+                                                     config.sample_size))
     out["key"] = key
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_json(path, out)
-    return out
+    return {**out, "source": "computed"}
 
 
 def novelty_check(reference: pd.DataFrame, current: pd.DataFrame, config: MonitoringConfig
@@ -559,7 +573,13 @@ def _calibration_html(calibration: dict[str, Any] | None, det: dict[str, Any]) -
     return (f"<p>Calibrated null: {calibration['draws']} draws of {calibration['block_hours']:g}"
             f"-hour blocks of the {calibration['period_hours']:g}-hour reference period vs the "
             f"rest; each detector's p-value is the larger of its permutation and calibrated "
-            f"p-values ({html.escape(parts)}).</p>")
+            f"p-values ({html.escape(parts)}). "
+            f"{_SOURCES.get(str(calibration.get('source')), '')}</p>")
+
+
+_SOURCES = {"champion": "Saved with the champion at training.",
+            "cache": "Read from this home's calibration cache.",
+            "computed": "Computed by this check (the champion saved none for these settings)."}
 
 
 def _novel_html(novelty: dict[str, Any] | None) -> str:
@@ -765,5 +785,6 @@ def _calibration_summary(calibration: dict[str, Any] | None) -> dict[str, Any] |
     return {"draws": calibration["draws"], "block_hours": calibration["block_hours"],
             "period_hours": calibration["period_hours"],
             "median_sizes": calibration["median_sizes"], "key": calibration.get("key"),
+            "source": calibration.get("source"),
             "q95": {k: round(float(np.quantile(v, 0.95)), 8)
                     for k, v in calibration["null"].items() if v}}

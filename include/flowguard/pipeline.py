@@ -392,12 +392,70 @@ def prepare_monitoring(start: str, end: str, run_id: str,
         performance_drift=performance,
         top_features=feature_shift(reference, current, top=config.top_features),
         # the block-calibrated null: computed once per champion and settings, then cached
-        calibration=calibrate(reference, config, settings.work_dir / "calibration"),
+        calibration=calibrate(reference, config, settings.work_dir / "calibration",
+                              saved=saved_calibration(client, model_run)),
         novelty=novelty_check(reference, current, config),
         harm=harm_estimate(predict_proba(model, reference), predict_proba(model, current),
                            classes, config.harm_drop),
     )
     return prepared
+
+
+CALIBRATION_ARTIFACT = "reference/calibration.json"
+
+
+def saved_calibration(client: Any, run_id: str) -> dict[str, Any] | None:
+    """The calibration :func:`calibrate_champion` stored with the model's run, if any."""
+    import json
+    import tempfile
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, CALIBRATION_ARTIFACT, tmp)
+        except (mlflow.exceptions.MlflowException, OSError):
+            return None
+        return json.loads(Path(path).read_text())
+
+
+def calibrate_champion(decision: dict[str, Any]) -> dict[str, Any]:
+    """After a promotion, compute the calibrated null of the daily check (issue 15) on the
+    new champion's reference exactly as monitoring reads it (through its feature service,
+    with the monitoring configuration's settings) and store it with the model's run
+    (``reference/calibration.json``), so the first monitoring run does not pay for it. A
+    version that was not promoted gets none; a reference too small for the configured
+    sizes gets none either (reported, not raised: monitoring then says so itself)."""
+    import json
+    import tempfile
+
+    from flowguard.features import FEATURE_SERVICE, get_store, reference_features
+    from flowguard.monitoring import calibrate, load_monitoring_config
+    from flowguard.registry import load_run_frame
+
+    if not decision.get("promoted"):
+        return {"calibrated": False, "why": "not promoted"}
+    settings = get_settings()
+    client = _mlflow(settings)
+    version = str(decision["version"])
+    run_id = client.get_model_version(settings.model_name, version).run_id
+    service = client.get_run(run_id).data.tags.get("lineage.feature_service", FEATURE_SERVICE)
+    reference = reference_features(get_store(settings.feature_repo, settings.home),
+                                   load_run_frame(client, run_id, "reference/reference.parquet"),
+                                   service)
+    calibration = calibrate(reference, load_monitoring_config(settings.monitoring_config),
+                            settings.work_dir / "calibration")
+    if calibration is None:  # calibration_draws: 0, or the reference is too small for it
+        log.warning("no calibration saved for version %s: disabled or too few reference "
+                    "rows", version)
+        return {"calibrated": False, "why": "calibration disabled or too few reference rows"}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(CALIBRATION_ARTIFACT).name
+        path.write_text(json.dumps({k: v for k, v in calibration.items() if k != "source"}))
+        client.log_artifact(run_id, str(path), str(Path(CALIBRATION_ARTIFACT).parent))
+    return {"calibrated": True, "version": version, "run_id": run_id,
+            "key": calibration["key"], "draws": calibration["draws"],
+            "seconds": calibration.get("seconds")}
 
 
 def monitoring_day(day: str | None, event_days: list[str], start: str | None,
