@@ -219,6 +219,9 @@ def get_store(repo_path: Path, home: Path) -> FeatureStore:
     spelled two ways (``feature_repo/../var`` and ``var``) would count as a changed store and
     ``apply`` would drop its tables (``feature_repo/definitions.py`` refuses such a home).
     """
+    from flowguard.feastload import load_feast
+
+    load_feast()  # without typeguard's import-time instrumentation: half of Feast's import
     from feast import FeatureStore
 
     from flowguard.config import feast_yaml
@@ -240,6 +243,9 @@ def apply_definitions(repo_path: Path, home: Path) -> list[str]:
     change at all, and a changed one keeps its materialization state as Feast's own update
     does.
     """
+    from flowguard.feastload import load_feast
+
+    load_feast()
     from feast import Project
     from feast.repo_operations import apply_total_with_repo_instance, parse_repo
 
