@@ -665,7 +665,8 @@ def _served_html(served: dict[str, Any] | None) -> str:
         head += f"<p>{html.escape(served['note'])}</p>"
     if served.get("top_features"):
         head += ("<table><tr><th>feature (served vs reference)</th><th>KS</th><th>p adj.</th>"
-                 "<th>distribution</th></tr>" + "".join(
+                 "<th>distribution: <span style=\"color:#1f77b4\">&#9632; reference</span> "
+                 "<span style=\"color:#d62728\">&#9632; served</span></th></tr>" + "".join(
                      f"<tr><td>{html.escape(f['feature'])}</td><td>{f['ks']:.3f}</td>"
                      f"<td>{f['p_adjusted']:.3g}</td><td>{_svg_hist(f['histogram'])}</td></tr>"
                      for f in served["top_features"]) + "</table>")
