@@ -332,10 +332,20 @@ def historical_features(store: FeatureStore, entities: pd.DataFrame,
     so a training set can never lose rows silently.
     """
     feature_service = store.get_feature_service(service)
+    import numpy as np
+
     frame = store.get_historical_features(entity_df=entities, features=feature_service).to_df()
-    frame = frame.set_index(ENTITY_KEY).reindex(entities[ENTITY_KEY]).reset_index()
-    lost = frame[FEATURE_COLUMNS].isna().all(axis=1).sum()
-    if len(frame) != len(entities) or lost:
+    # Feast answers in its own row order: the entity rows' order back with one ``take`` at
+    # most (set_index + reindex + reset_index copied the whole frame three times, 2 GB each
+    # on the full week), the key first as before.
+    rows = pd.Index(frame[ENTITY_KEY]).get_indexer(entities[ENTITY_KEY])
+    missing = int((rows < 0).sum())
+    if not np.array_equal(rows, np.arange(len(frame))):
+        frame = frame.take(rows[rows >= 0])
+    frame.index = pd.RangeIndex(len(frame))
+    frame.insert(0, ENTITY_KEY, frame.pop(ENTITY_KEY))
+    lost = int(frame[FEATURE_COLUMNS].isna().all(axis=1).sum()) + missing
+    if len(frame) + missing != len(entities) or lost:
         raise TrainingSetIncomplete(
             f"{service}: {lost} of {len(entities)} entity rows came back without features")
     return frame
