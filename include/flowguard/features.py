@@ -334,7 +334,11 @@ def historical_features(store: FeatureStore, entities: pd.DataFrame,
     feature_service = store.get_feature_service(service)
     import numpy as np
 
-    frame = store.get_historical_features(entity_df=entities, features=feature_service).to_df()
+    # Feast's to_df is to_arrow().to_pandas().reset_index(drop=True): the table, a frame and
+    # its copy at once. Converted here column by column, the table freed as it goes.
+    table = store.get_historical_features(entity_df=entities, features=feature_service).to_arrow()
+    frame = table.to_pandas(self_destruct=True, split_blocks=True)
+    del table
     # Feast answers in its own row order: the entity rows' order back with one ``take`` at
     # most (set_index + reindex + reset_index copied the whole frame three times, 2 GB each
     # on the full week), the key first as before.
