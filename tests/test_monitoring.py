@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -293,3 +294,95 @@ def test_read_flows_parquet_and_csv(tmp_path: Path, synthetic_week: Path) -> Non
     (tmp_path / "c.json").write_text("{}")
     with pytest.raises(DriftInputError, match="c.json: expected a .parquet"):
         read_flows(tmp_path / "c.json")
+
+
+# ---------------------------------------------------------------- served traffic
+
+
+def _serve_log(root: Path, flows: pd.DataFrame, labels: list[str], version: str,
+               served_at: datetime, event_at: datetime) -> None:
+    """Flows appended to the lake as `flowguard serve` writes them (ServedLog)."""
+    from flowguard.schema import HOST_FEATURES
+    from flowguard.serve import ServedLog, served_rows
+
+    rows = [{**{c: float(r[c]) for c in FEATURE_COLUMNS}, **dict.fromkeys(HOST_FEATURES, 1.0)}
+            for _, r in flows.iterrows()]
+    results = [{"event_timestamp": (event_at + timedelta(seconds=i)).isoformat(),
+                "flow_id": f"f{i}", "src_ip": "10.0.0.1", "model_version": version,
+                "label": label, "probabilities": {"BENIGN": 0.8, "PortScan": 0.2},
+                "host_features_fresh": i % 2 == 0} for i, label in enumerate(labels)]
+    log = ServedLog(root / "served", max_rows=10_000)
+    log.add(served_rows(results, rows, served_at))
+    log.close()
+
+
+def test_served_window_reads_the_days_flows_whenever_served(tmp_path: Path) -> None:
+    from flowguard.monitoring import served_window
+
+    day = datetime(2017, 7, 6, tzinfo=UTC)
+    flows = _flows(4, 0)
+    # a replay: the 2017 flows served in 2026; and the day before's flows, served live
+    _serve_log(tmp_path, flows, ["BENIGN"] * 4, "2", datetime(2026, 12, 1, 9, tzinfo=UTC),
+               day + timedelta(hours=10))
+    _serve_log(tmp_path, flows[:2], ["PortScan"] * 2, "1", day - timedelta(hours=2),
+               day - timedelta(hours=3))
+    window = served_window(tmp_path, day, day + timedelta(days=1))
+    assert window["flow_id"].tolist() == ["f0", "f1", "f2", "f3"]
+    assert set(window["model_version"]) == {"2"}
+    assert window["flow_duration"].tolist() == flows["flow_duration"].tolist()
+    assert served_window(tmp_path, day - timedelta(days=1), day)["flow_id"].tolist() == [
+        "f0", "f1"]
+    assert served_window(tmp_path, day + timedelta(days=1), day + timedelta(days=2)).empty
+    assert served_window(tmp_path / "nothing", day, day + timedelta(days=1)).empty
+
+
+def test_served_traffic_check_compares_what_the_champion_answered(tmp_path: Path) -> None:
+    from flowguard.monitoring import served_traffic_check, served_window
+
+    day = datetime(2017, 7, 6, tzinfo=UTC)
+    reference = _flows(300, 0)
+    ref_pred = np.array(["BENIGN"] * 270 + ["PortScan"] * 30)
+    served = _flows(200, 1)
+    served["flow_duration"] *= 50  # the served flows moved on one feature
+    # the champion (v2) answered PortScan for half the flows; v1 served 10 before it
+    _serve_log(tmp_path, served, ["BENIGN"] * 100 + ["PortScan"] * 100, "2",
+               datetime(2026, 12, 1, 9, tzinfo=UTC), day + timedelta(hours=10))
+    _serve_log(tmp_path, served[:10], ["BENIGN"] * 10, "1",
+               datetime(2026, 12, 1, 8, tzinfo=UTC), day + timedelta(hours=9))
+    window = served_window(tmp_path, day, day + timedelta(days=1))
+    check = served_traffic_check(reference, ref_pred, window, ["BENIGN", "PortScan"], "2",
+                                 0.05, top=3)
+    assert check["n_served"] == 210 and check["n_compared"] == 200
+    assert check["by_version"] == {"2": 200, "1": 10}
+    assert check["prediction"]["window_mix"] == {"BENIGN": 100, "PortScan": 100}
+    assert check["prediction"]["reference_mix"] == {"BENIGN": 270, "PortScan": 30}
+    assert check["prediction"]["is_drift"] and check["prediction"]["p_value"] < 1e-6
+    assert check["top_features"][0]["feature"] == "flow_duration"
+    assert check["host_features_fresh_share"] == pytest.approx(105 / 210)
+    # the same mix as the reference: no drift
+    same = window[window["model_version"] == "2"].copy()
+    same["predicted_label"] = ["BENIGN"] * 180 + ["PortScan"] * 20
+    assert not served_traffic_check(reference, ref_pred, same, ["BENIGN", "PortScan"], "2",
+                                    0.05)["prediction"]["is_drift"]
+    # served only by an older version: counted, not compared
+    older = served_traffic_check(reference, ref_pred, window, ["BENIGN", "PortScan"], "3", 0.05)
+    assert older["prediction"] is None and "nothing to compare" in older["note"]
+    # a few flows: the class mix, no feature tests
+    few = served_traffic_check(reference, ref_pred, same.iloc[:5], ["BENIGN", "PortScan"],
+                               "2", 0.05)
+    assert few["prediction"] is not None and few["top_features"] == []
+    assert served_traffic_check(reference, ref_pred, window.iloc[:0], ["BENIGN"], "2",
+                                0.05) is None
+    # the report shows it
+    report = {"window": "2017-07-06", "champion_version": "2", "n_window": 99,
+              "detectors": {"n_ref": 10, "n_cur": 10, "p_val": 0.05},
+              "decision": "no drift", "top_features": [],
+              "prediction_drift": {"p_value": 0.5, "reference_mix": {}, "window_mix": {}},
+              "served_traffic": check}
+    page = Path(write_report(report, tmp_path / "report")["html"]).read_text()
+    served_part = page[page.index("Served traffic"):]
+    assert "210 of this window" in served_part and "v1: 10" in served_part
+    assert "DRIFT" in served_part and "flow_duration" in served_part
+    assert "<svg" in served_part
+    nothing = Path(write_report({**report, "served_traffic": None}, tmp_path / "none")["html"])
+    assert "None of this window" in nothing.read_text()

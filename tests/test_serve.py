@@ -271,3 +271,41 @@ def test_serve_follows_the_champion_alias_and_logs_what_it_served(champion_home,
     assert last["model_version"] == moved and last["predicted_label"] == "PortScan"
     assert last["flow_duration"] == record["flow_duration"]
     assert served["host_features_fresh"].any()
+
+
+@pytest.mark.slow
+def test_the_monitor_checks_what_was_served_for_its_day(champion_home) -> None:
+    """Flows of the day scored through the app (in-process, ASGI), then the monitor's
+    prepare step: the served class mix and features against the champion's reference."""
+    from fastapi.testclient import TestClient
+
+    from flowguard.pipeline import prepare_monitoring
+    from flowguard.serve import app_from_env
+
+    home, frame, version = champion_home
+    # the day's flows whose hosts have a window before them: as serving would have seen them
+    flows = frame.sort_values("event_timestamp").groupby("label").tail(20)
+    batch = [{c: float(f[c]) for c in FEATURE_COLUMNS} | {
+        "src_ip": f["src_ip"], "flow_id": f["flow_id"],
+        "event_timestamp": f["event_timestamp"].isoformat()} for _, f in flows.iterrows()]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FLOWGUARD_HOME", str(home))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        with TestClient(app_from_env(poll_seconds=3600)) as client:  # shutdown flushes the log
+            answered = client.post("/score/batch", json={"flows": batch})
+            assert answered.status_code == 200, answered.text
+        prepared = prepare_monitoring(f"{DAY}T00:00:00+00:00",
+                                      f"{DAY + timedelta(days=1)}T00:00:00+00:00", "served-check",
+                                      {"reference_size": 500, "sample_size": 300,
+                                       "calibration_draws": 12})
+    served = prepared["served_traffic"]
+    # this test's flows, and any an earlier test of this module served for the day
+    assert served["n_served"] >= len(batch) and served["by_version"][version] >= len(batch)
+    assert served["champion_version"] == version
+    mix = served["prediction"]["window_mix"]
+    assert sum(mix.values()) == served["n_compared"] and set(mix) <= set(frame["label"])
+    mine = [r["label"] for r in answered.json()["results"]]
+    assert all(mix.get(label, 0) >= mine.count(label) for label in set(mine))
+    assert 0.0 <= served["prediction"]["p_value"] <= 1.0
+    assert len(served["top_features"]) == prepared["config"]["top_features"]
+    json.dumps(prepared)  # goes through XCom to the report task

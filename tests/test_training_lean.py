@@ -112,6 +112,15 @@ def test_training_set_is_read_as_keys_and_float32_features(week_set: Path) -> No
                                   full[MODEL_FEATURES].to_numpy(dtype=np.float32))
 
 
+def test_training_set_read_in_batches_is_the_same(week_set: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import flowguard.training
+
+    whole = read_training_set(week_set)
+    monkeypatch.setattr(flowguard.training, "READ_BATCH_ROWS", 997)  # many batches
+    pd.testing.assert_frame_equal(read_training_set(week_set), whole)
+
+
 def test_reference_keeps_the_files_float64_values(week_set: Path) -> None:
     train = time_aware_split(read_training_set(week_set))[0]
     reference = reference_rows(week_set, train, 500, seed=42)

@@ -105,6 +105,13 @@ def get_settings() -> Settings:
     )
 
 
+def feast_typechecks() -> bool:
+    """``FLOWGUARD_FEAST_TYPECHECKS=on``: import Feast with typeguard's run-time checks of its
+    constructors (off by default: they cost half of Feast's import, see flowguard.feastload)."""
+    value = os.environ.get("FLOWGUARD_FEAST_TYPECHECKS", "").strip().lower()
+    return value in {"1", "on", "true", "yes"}
+
+
 def _put_environment(values: dict[str, str | None]) -> None:
     for key, value in values.items():
         if value is None:

@@ -234,6 +234,9 @@ def get_store(repo_path: Path, home: Path) -> FeatureStore:
     spelled two ways (``feature_repo/../var`` and ``var``) would count as a changed store and
     ``apply`` would drop its tables (``feature_repo/definitions.py`` refuses such a home).
     """
+    from flowguard.feastload import load_feast
+
+    load_feast()  # without typeguard's import-time instrumentation: half of Feast's import
     from feast import FeatureStore
 
     from flowguard.config import feast_yaml
@@ -256,6 +259,9 @@ def apply_definitions(repo_path: Path, home: Path) -> list[str]:
     change at all, and a changed one keeps its materialization state as Feast's own update
     does.
     """
+    from flowguard.feastload import load_feast
+
+    load_feast()
     from feast import Project
     from feast.repo_operations import apply_total_with_repo_instance, parse_repo
 
@@ -350,10 +356,24 @@ def historical_features(store: FeatureStore, entities: pd.DataFrame,
     """
     service = service or active().feast.feature_service
     feature_service = store.get_feature_service(service)
-    frame = store.get_historical_features(entity_df=entities, features=feature_service).to_df()
-    frame = frame.set_index(ENTITY_KEY).reindex(entities[ENTITY_KEY]).reset_index()
-    lost = frame[active().block_features].isna().all(axis=1).sum()
-    if len(frame) != len(entities) or lost:
+    import numpy as np
+
+    # Feast's to_df is to_arrow().to_pandas().reset_index(drop=True): the table, a frame and
+    # its copy at once. Converted here column by column, the table freed as it goes.
+    table = store.get_historical_features(entity_df=entities, features=feature_service).to_arrow()
+    frame = table.to_pandas(self_destruct=True, split_blocks=True)
+    del table
+    # Feast answers in its own row order: the entity rows' order back with one ``take`` at
+    # most (set_index + reindex + reset_index copied the whole frame three times, 2 GB each
+    # on the full week), the key first as before.
+    rows = pd.Index(frame[ENTITY_KEY]).get_indexer(entities[ENTITY_KEY])
+    missing = int((rows < 0).sum())
+    if not np.array_equal(rows, np.arange(len(frame))):
+        frame = frame.take(rows[rows >= 0])
+    frame.index = pd.RangeIndex(len(frame))
+    frame.insert(0, ENTITY_KEY, frame.pop(ENTITY_KEY))
+    lost = int(frame[active().block_features].isna().all(axis=1).sum()) + missing
+    if len(frame) + missing != len(entities) or lost:
         raise TrainingSetIncomplete(
             f"{service}: {lost} of {len(entities)} entity rows came back without features")
     return frame

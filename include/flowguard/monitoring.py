@@ -599,6 +599,116 @@ def _novel_html(novelty: dict[str, Any] | None) -> str:
             f"{table}")
 
 
+# ---------------------------------------------------------------- served traffic
+
+SERVED = "served"  # lake/served/date=<day served>/ (flowguard.serve.ServedLog)
+# fewer flows served by the champion than this: class mix only, no per-feature KS tests
+MIN_SERVED_FOR_FEATURES = 30
+
+
+def _utc_ts(value: Any) -> pd.Timestamp:
+    import pandas as pd
+
+    ts = pd.Timestamp(value)
+    return ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")
+
+
+def served_window(lake_dir: Path, start: Any, end: Any) -> pd.DataFrame:
+    """The window's flows as ``flowguard serve`` answered them: rows of ``lake/served/``
+    whose ``event_timestamp`` falls in ``[start, end)``, whenever they were served.
+
+    The window is a day of flows by event time, like the monitor's other inputs; the served
+    partitions are by the day served, which is the same day live and later in a replay (the
+    demo's 2017 week scored today). Partitions from the day before ``start`` on are read
+    (clock skew), earlier ones cannot hold the window's flows. An empty frame when nothing
+    of the window was served.
+    """
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    lo, hi = _utc_ts(start), _utc_ts(end)
+    first = f"date={(lo - pd.Timedelta(days=1)):%Y-%m-%d}"
+    files = [str(f) for d in sorted((Path(lake_dir) / SERVED).glob("date=*"))
+             if d.is_dir() and d.name >= first for f in sorted(d.glob("*.parquet"))]
+    if not files:
+        return pd.DataFrame()
+    stamp = pa.timestamp("ns", tz="UTC")
+    when = ds.field("event_timestamp")
+    table = ds.dataset(files, format="parquet").to_table(
+        filter=(when >= pa.scalar(lo.value, stamp)) & (when < pa.scalar(hi.value, stamp)))
+    return table.to_pandas().sort_values("served_at", kind="stable").reset_index(drop=True)
+
+
+def served_traffic_check(reference: pd.DataFrame, reference_pred: np.ndarray,
+                         served: pd.DataFrame, classes: list[str], champion_version: str,
+                         p_value: float, top: int = 5) -> dict[str, Any] | None:
+    """Prediction drift on served traffic: the class mix the champion actually answered
+    for the window's flows (``served``, from :func:`served_window`) against its predictions
+    on the reference (chi-square), and the served flows' features against the reference
+    (KS, as :func:`feature_shift`). Only the flows the champion scored are compared (a
+    version that served earlier in the day predicts differently); the others are counted.
+
+    Reported, not a voter: the decision's false-alarm rate is calibrated over the window's
+    detectors. ``None`` when nothing of the window was served.
+    """
+    if served.empty:
+        return None
+    versions = served["model_version"].astype(str)
+    compared = served[versions == str(champion_version)]
+    result: dict[str, Any] = {
+        "n_served": len(served), "n_compared": len(compared),
+        "champion_version": str(champion_version),
+        "by_version": {str(k): int(v) for k, v in versions.value_counts().items()},
+        "host_features_fresh_share": round(float(served["host_features_fresh"].mean()), 4),
+        "served_from": str(served["served_at"].min()), "served_to": str(served["served_at"].max()),
+        "prediction": None, "top_features": [], "note": ""}
+    if compared.empty:
+        result["note"] = (f"none of the window's served flows was scored by the champion "
+                          f"v{champion_version}: nothing to compare")
+        return result
+    mix = prediction_drift(reference_pred, compared["predicted_label"].to_numpy(dtype=object),
+                           classes)
+    result["prediction"] = {**mix, "is_drift": bool(mix["p_value"] < p_value)}
+    result["mean_confidence"] = round(float(compared["confidence"].mean()), 4)
+    if len(compared) >= MIN_SERVED_FOR_FEATURES:
+        result["top_features"] = feature_shift(reference, compared, top=top)
+    else:
+        result["note"] = (f"{len(compared)} flows served by the champion: class mix only, no "
+                          f"feature tests below {MIN_SERVED_FOR_FEATURES}")
+    return result
+
+
+def _served_html(served: dict[str, Any] | None) -> str:
+    if not served:
+        return ("<h2>Served traffic</h2><p>None of this window's flows was scored by "
+                "<code>flowguard serve</code>.</p>")
+    versions = ", ".join(f"v{k}: {v}" for k, v in served["by_version"].items())
+    head = (f"<h2>Served traffic: {served['n_served']} of this window's flows scored by "
+            "<code>flowguard serve</code></h2>"
+            f"<p>By model version: {html.escape(versions)}; compared: the "
+            f"{served['n_compared']} the champion v{html.escape(served['champion_version'])} "
+            f"answered. Host features fresh for {served['host_features_fresh_share']:.1%}; "
+            f"served {html.escape(served['served_from'])} to {html.escape(served['served_to'])}."
+            " Reported, not a voter in the decision.</p>")
+    pred = served.get("prediction")
+    if pred:
+        head += (f"<p><b>Served class mix vs the champion's reference predictions: chi-square "
+                 f"p={pred['p_value']:.3g} ({'DRIFT' if pred['is_drift'] else 'ok'})</b></p>"
+                 f"<pre>reference: {html.escape(json.dumps(pred['reference_mix']))}\n"
+                 f"served:    {html.escape(json.dumps(pred['window_mix']))}</pre>")
+    if served.get("note"):
+        head += f"<p>{html.escape(served['note'])}</p>"
+    if served.get("top_features"):
+        head += ("<table><tr><th>feature (served vs reference)</th><th>KS</th><th>p adj.</th>"
+                 "<th>distribution: <span style=\"color:#1f77b4\">&#9632; reference</span> "
+                 "<span style=\"color:#d62728\">&#9632; served</span></th></tr>" + "".join(
+                     f"<tr><td>{html.escape(f['feature'])}</td><td>{f['ks']:.3f}</td>"
+                     f"<td>{f['p_adjusted']:.3g}</td><td>{_svg_hist(f['histogram'])}</td></tr>"
+                     for f in served["top_features"]) + "</table>")
+    return head
+
+
 def write_report(report: dict[str, Any], out_dir: Path,
                  history: list[dict[str, Any]] | None = None) -> dict[str, str]:
     """Write the run's report as JSON and a self-contained HTML page: decision, detectors,
@@ -651,6 +761,7 @@ over {html.escape(', '.join(report.get('voters', [])))}.</p>
 <h2>Prediction drift (champion's class mix), chi-square p={mix['p_value']:.3g}</h2>
 <pre>reference: {html.escape(json.dumps(mix['reference_mix']))}
 window:    {html.escape(json.dumps(mix['window_mix']))}</pre>
+{_served_html(report.get('served_traffic')) if 'served_traffic' in report else ''}
 <h2>Configuration</h2>
 <pre>{html.escape(json.dumps(report.get('config', {}), indent=1))}</pre>
 """

@@ -350,6 +350,8 @@ def prepare_monitoring(start: str, end: str, run_id: str,
         performance_drift,
         prediction_drift,
         prepare_inputs,
+        served_traffic_check,
+        served_window,
     )
     from flowguard.profiles import active
     from flowguard.registry import champion_version, load_model, load_run_frame
@@ -385,10 +387,14 @@ def prepare_monitoring(start: str, end: str, run_id: str,
     if baseline is not None and "label" in current.columns:
         performance = performance_drift(current["label"].to_numpy(dtype=object), window_pred,
                                         float(baseline), config.performance_drop)
+    reference_pred = predict_labels(model, classes, reference)
     prepared.update(
         window=f"{_day(start)}", champion_version=version, config=config.as_dict(),
-        prediction_drift=prediction_drift(predict_labels(model, classes, reference),
-                                          window_pred, classes),
+        prediction_drift=prediction_drift(reference_pred, window_pred, classes),
+        # what `flowguard serve` answered for the window's flows (reported, not a voter)
+        served_traffic=served_traffic_check(
+            reference, reference_pred, served_window(settings.lake_dir, start, end), classes,
+            version, config.p_value, config.top_features),
         performance_drift=performance,
         top_features=feature_shift(reference, current, top=config.top_features),
         # the block-calibrated null: computed once per champion and settings, then cached
