@@ -97,6 +97,31 @@ def test_served_log_appends_by_day_and_the_monitor_reads_a_range(tmp_path: Path)
     assert len(list((tmp_path / "served").rglob("*.parquet"))) == 2
 
 
+def test_a_full_buffer_is_written_by_the_writer_thread_not_inside_the_request(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once started, the log hands a full buffer to its own thread: ``add`` (called inside a
+    request) never writes parquet itself."""
+    import threading
+
+    rows = [{c: float(i) for c in FEATURE_COLUMNS + HOST_FEATURES} for i in range(2)]
+    results = [{"event_timestamp": "2017-07-07T10:00:00+00:00", "flow_id": f"f{i}",
+                "src_ip": "10.0.0.1", "model_version": "3", "label": "BENIGN",
+                "probabilities": {"BENIGN": 0.9, "PortScan": 0.1},
+                "host_features_fresh": True} for i in range(2)]
+    log = ServedLog(tmp_path / "served", max_rows=2, max_seconds=HANG_GUARD)
+    writers: list[str] = []
+    flush = log.flush
+    monkeypatch.setattr(log, "flush", lambda: (writers.append(threading.current_thread().name),
+                                               flush())[1])
+    log.start()
+    log.add(served_rows(results, rows, datetime(2026, 12, 1, 12, tzinfo=UTC)))
+    # the tick is the hang guard: only the wake-up of a full buffer can write this soon
+    _wait_for(lambda: log.written == 2, "flush by the writer thread")
+    assert writers and set(writers) == {"served-log"}
+    log.close()
+    assert log.written == 2 and len(list((tmp_path / "served").rglob("*.parquet"))) == 1
+
+
 @pytest.fixture(scope="module")
 def champion_home(tmp_path_factory: pytest.TempPathFactory, synthetic_week: Path
                   ) -> Iterator[tuple[Path, pd.DataFrame, str]]:
