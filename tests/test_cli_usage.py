@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +18,11 @@ from tests.conftest import HANG_GUARD_S, PROJECT
 HEAVY = ("mlflow", "feast", "xgboost", "great_expectations", "sklearn")
 
 
-def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, stdin: str | None = None,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "flowguard.cli", *args], input=stdin,
-                          capture_output=True, text=True, timeout=HANG_GUARD_S, check=False)
+                          capture_output=True, text=True, timeout=HANG_GUARD_S, check=False,
+                          env={**os.environ, **(env or {})})
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -79,6 +82,19 @@ def test_score_refuses_bad_input_fast_and_clearly(tmp_path: Path) -> None:
 
     out = _cli("score", str(missing))
     assert out.returncode == 2 and "Traceback" not in out.stderr
+
+
+def test_online_scoring_is_refused_under_another_dataset_profile(tmp_path: Path) -> None:
+    """score and serve read CICFlowMeter records: under the UNSW-NB15 profile they would load
+    that profile's champion and feed it CICIDS2017 features, so both refuse, naming the
+    setting, before any heavy import."""
+    env = {"FLOWGUARD_DATASET": "unsw_nb15"}
+    out = _cli("score", str(PROJECT / "examples" / "flow.json"), env=env)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    error = json.loads(out.stderr.strip().splitlines()[-1])["error"]
+    assert "cicids2017 profile only" in error and "FLOWGUARD_DATASET=unsw_nb15" in error
+    out = _cli("serve", "--port", "0", env=env)
+    assert out.returncode == 2 and "FLOWGUARD_DATASET=unsw_nb15" in out.stderr
 
 
 def test_sample_flow_is_a_valid_record() -> None:

@@ -194,6 +194,22 @@ def _iso_day(value: str):  # noqa: ANN202 - argparse type
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
+def _online_scoring_refusal() -> str | None:
+    """Why ``score`` / ``serve`` cannot run under this process's dataset profile, or None.
+
+    Online scoring reads CICFlowMeter records and the CICIDS2017 host windows
+    (flowguard.scoring); under another profile it would load that profile's champion and
+    feed it the wrong features, so it is refused up front, naming the setting."""
+    from flowguard.profiles import active_name
+
+    name = active_name()
+    if name == "cicids2017":
+        return None
+    return (f"online scoring (score, serve) reads CICFlowMeter records: it is built for the "
+            f"cicids2017 profile only, not FLOWGUARD_DATASET={name}; unset FLOWGUARD_DATASET "
+            "(or set it to cicids2017) to score CICIDS2017 flows")
+
+
 def read_flow_records(source: str) -> tuple[list[dict], bool]:
     """The records of ``flowguard score``'s input, checked before any heavy import: a readable
     file (or stdin), JSON, an object or a list of objects, each with valid fields. Returns the
@@ -350,6 +366,10 @@ def _run(args: argparse.Namespace) -> int:
             return 2
         print(json.dumps(result, indent=2, default=str) if args.json else render(result))
         return 0 if result["reproduced"] else 1
+    if args.command in ("score", "serve") and (refusal := _online_scoring_refusal()):
+        print(json.dumps({"error": refusal}) if args.command == "score"
+              else f"flowguard serve: {refusal}", file=sys.stderr)
+        return 2
     if args.command == "score":
         logging.getLogger().setLevel(logging.WARNING)
         try:  # the input first: a bad record fails in a second, not after MLflow and Feast
