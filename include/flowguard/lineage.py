@@ -34,9 +34,42 @@ _P_VALUE = re.compile(r"([A-Za-z_]+) p=([0-9.eE+-]+)")
 
 def frame_digest(frame: pd.DataFrame) -> str:
     """A content digest of every row and column (MLflow's own digest samples 10 k rows)."""
-    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    header = ",".join(f"{c}:{t}" for c, t in frame.dtypes.astype(str).items())
-    return hashlib.sha256(header.encode() + hashed.tobytes()).hexdigest()[:16]
+    digest = FrameDigest()
+    digest.update(frame)
+    return digest.hexdigest()
+
+
+def _dtype_header(frame: pd.DataFrame) -> str:
+    return ",".join(f"{c}:{t}" for c, t in frame.dtypes.astype(str).items())
+
+
+class FrameDigest:
+    """:func:`frame_digest` of a frame that arrives in consecutive row chunks.
+
+    The digest is sha256 over the dtype header and each row's ``hash_pandas_object`` value, a
+    row-wise hash (a categorical hashes by its values, not its codes), so the chunks in row
+    order give the digest of the whole frame. Every chunk must have the first one's columns
+    and dtypes: a different header would mean a different frame, and raises.
+    """
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self._header: str | None = None
+
+    def update(self, frame: pd.DataFrame) -> None:
+        header = _dtype_header(frame)
+        if self._header is None:
+            self._header = header
+            self._sha.update(header.encode())
+        elif header != self._header:
+            raise ValueError(f"a chunk's columns or dtypes differ from the first chunk's: "
+                             f"{header!r} != {self._header!r}")
+        self._sha.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+
+    def hexdigest(self) -> str:
+        if self._header is None:
+            raise ValueError("no chunk was digested")
+        return self._sha.hexdigest()[:16]
 
 
 def code_version() -> str:
