@@ -198,6 +198,58 @@ def test_training_set_keeps_every_row_in_order_and_serves_hosts_online(
 
 
 @pytest.mark.slow
+def test_training_set_built_in_chunks_is_the_one_query_frame_and_digest(
+        home: Path, synthetic_week: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 17: the training-set task retrieves and writes bounded chunks of entity rows.
+    Forced to a tiny chunk, it writes the frame one point-in-time query returns (rows,
+    values, dtypes, order), with its digest and class counts; a window below the chunk size
+    is still one query; a chunk that loses rows fails the build and leaves no file."""
+    import flowguard.features as features
+    from flowguard.features import write_training_set
+    from flowguard.lineage import frame_digest
+    from flowguard.pipeline import build_training_set
+
+    _ingest(home, synthetic_week, [MON, TUE])
+    apply_definitions(REPO, home)
+    store = get_store(REPO, home)
+    entities = entity_rows(home / "lake" / "flows", [MON, TUE])
+    whole = historical_features(store, entities)
+    queries: list[int] = []
+
+    def counted(store, rows: pd.DataFrame, service: str | None = None) -> pd.DataFrame:
+        queries.append(len(rows))
+        return historical_features(store, rows, service)
+
+    monkeypatch.setattr(features, "historical_features", counted)
+    one = build_training_set("2017-07-05", 2, "one-query")
+    assert queries == [len(entities)]  # below the default chunk size: one query, as before
+    chunk = len(entities) // 4 + 1  # four queries, the last one shorter
+    monkeypatch.setenv("FLOWGUARD_TRAINING_CHUNK_ROWS", str(chunk))
+    queries.clear()
+    chunked = build_training_set("2017-07-05", 2, "chunked")
+    assert queries == [chunk] * 3 + [len(entities) - 3 * chunk]
+    days = entities["event_timestamp"].dt.date.to_numpy()
+    assert any(len(set(days[i:i + chunk])) == 2 for i in range(0, len(days), chunk)), \
+        "no chunk straddles midnight"
+
+    for built in (one, chunked):
+        frame = pd.read_parquet(built["path"])
+        pd.testing.assert_frame_equal(frame, whole, check_exact=True)
+        assert built["rows"] == len(whole)
+        assert built["digest"] == frame_digest(whole) == frame_digest(frame)
+        assert built["classes"] == whole["label"].value_counts().to_dict()
+    assert chunked["days"] == one["days"] == [MON.isoformat(), TUE.isoformat()]
+
+    # rows of the second chunk asked for before their own flow's statistics existed
+    early = entities.copy()
+    early.loc[chunk:chunk + 2, "event_timestamp"] -= pd.Timedelta(seconds=1)
+    path = home / "lost.parquet"
+    with pytest.raises(TrainingSetIncomplete, match=rf"3 of {chunk} .*entity rows {chunk}-"):
+        write_training_set(store, early, None, path, chunk)
+    assert not path.exists() and not list(home.glob(".lost.parquet*"))
+
+
+@pytest.mark.slow
 def test_flows_only_service_for_data_without_addresses(home: Path) -> None:
     flows = _flows(["2017-07-03 10:00", "2017-07-03 10:01"], [None, None])
     write_valid_flows(flows, home / "lake" / "flows", MON, INGESTED)

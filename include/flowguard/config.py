@@ -37,6 +37,8 @@ class Settings:
     monitoring_config: Path
     # materialization re-reads this much before each run's interval, for late data
     materialize_overlap_minutes: int = 15
+    # entity rows per point-in-time query of a training set (flowguard.features.write_training_set)
+    training_chunk_rows: int = 500_000
     gate_tolerance: float = 0.005
     gate_recall_margin: float = 0.05
     gate_floor: float = 0.5
@@ -90,6 +92,7 @@ def get_settings() -> Settings:
         monitoring_config=Path(os.environ.get("FLOWGUARD_MONITORING_CONFIG",
                                               PROJECT_ROOT / "config" / "monitoring.yaml")),
         materialize_overlap_minutes=int(os.environ.get("FLOWGUARD_MATERIALIZE_OVERLAP_MINUTES", 15)),
+        training_chunk_rows=int(os.environ.get("FLOWGUARD_TRAINING_CHUNK_ROWS", 500_000)),
         # promotion gate (docs/training.md) and the lock that serialises alias moves
         gate_tolerance=float(os.environ.get("FLOWGUARD_GATE_TOLERANCE", 0.005)),
         gate_recall_margin=float(os.environ.get("FLOWGUARD_GATE_RECALL_MARGIN", 0.05)),

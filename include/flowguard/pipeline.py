@@ -225,15 +225,20 @@ def training_days(settings: Settings, as_of: str | None, window_days: int) -> li
     return [d for d in available if end - timedelta(days=window_days) <= d < end]
 
 
-def build_training_set(as_of: str | None, window_days: int, run_id: str) -> dict[str, Any]:
+def build_training_set(as_of: str | None, window_days: int, run_id: str,
+                       chunk_rows: int | None = None) -> dict[str, Any]:
     """Point-in-time training set through the feature service, written to the run's folder.
 
+    Retrieved and written ``chunk_rows`` entity rows at a time (default
+    ``FLOWGUARD_TRAINING_CHUNK_ROWS``, :data:`flowguard.features.TRAINING_CHUNK_ROWS`), so
+    the task's memory is bounded by a chunk, not the window; the file and its digest are
+    those of one whole-window retrieval (:func:`flowguard.features.write_training_set`).
     Also returns the lineage of its inputs: the feature service (name, version, features)
     and the Great Expectations validation result behind each day's partition.
     """
     from flowguard.dataversion import record
-    from flowguard.features import entity_rows, get_store, historical_features
-    from flowguard.lineage import frame_digest, validation_results_for_days
+    from flowguard.features import entity_rows, get_store, write_training_set
+    from flowguard.lineage import validation_results_for_days
     from flowguard.profiles import active
 
     settings = get_settings()
@@ -243,14 +248,15 @@ def build_training_set(as_of: str | None, window_days: int, run_id: str) -> dict
     data_version = record(settings.home, settings.landing_dir)
     entities = entity_rows(settings.flows_source, days)
     store = get_store(settings.feature_repo, settings.home)
-    frame = historical_features(store, entities, service_name)
     path = _run_dir(settings.work_dir / "train", run_id) / "training_set.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
+    written = write_training_set(store, entities, service_name, path,
+                                 chunk_rows or settings.training_chunk_rows)
+    del entities
     service = store.get_feature_service(service_name)
     features = [f"{p.name}:{f.name}" for p in service.feature_view_projections for f in p.features]
-    return {"path": str(path), "rows": len(frame), "days": [d.isoformat() for d in days],
-            "classes": frame["label"].value_counts().to_dict(), "digest": frame_digest(frame),
+    return {"path": str(path), "rows": written["rows"], "days": [d.isoformat() for d in days],
+            "classes": written["classes"], "digest": written["digest"],
             "dataset": settings.dataset, "feature_service": service_name,
             "feature_service_version": service_name.rsplit("_", 1)[-1],
             "feature_service_features": features, "data_version": data_version,

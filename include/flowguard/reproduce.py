@@ -91,9 +91,8 @@ def reproduce(model_name: str, version: str, workdir: Path | None = None,
         apply_definitions,
         entity_rows,
         get_store,
-        historical_features,
+        write_training_set,
     )
-    from flowguard.lineage import frame_digest
     from flowguard.pipeline import _mlflow
     from flowguard.registry import HOLDOUT_ARTIFACT, load_run_frame
     from flowguard.training import (
@@ -131,15 +130,14 @@ def reproduce(model_name: str, version: str, workdir: Path | None = None,
                 contextlib.redirect_stdout(sys.stderr):
             lake = get_settings().lake_dir
             apply_definitions(settings.feature_repo, scratch)
-            frame = historical_features(get_store(settings.feature_repo, scratch),
-                                        entity_rows(lake / "flows", days))
-        digest = frame_digest(frame)
+            # the training task's own path: the same file and digest, chunk by chunk
+            path = scratch / "work" / "reproduce" / "training_set.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            store = get_store(settings.feature_repo, scratch)
+            written = write_training_set(store, entity_rows(lake / "flows", days), None, path,
+                                         settings.training_chunk_rows)
+        digest, rows = written["digest"], written["rows"]
         # read back the way a training run reads its set (model columns, float32)
-        path = scratch / "work" / "reproduce" / "training_set.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_parquet(path, index=False)
-        rows = len(frame)
-        del frame
         with environment(FLOWGUARD_DATASET=dataset):
             splits = prepare_splits(read_training_set(path), exclude,
                                     bool(lineage.get("train_on_attempted")),
