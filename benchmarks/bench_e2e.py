@@ -19,6 +19,11 @@ once (untimed) or read from ``--data``. Results: ``benchmarks/results/e2e.json``
 
     .venv/bin/python benchmarks/bench_e2e.py --quick          # scale 0.02, one run
     .venv/bin/python benchmarks/bench_e2e.py --scale 1.0      # the full week
+
+``--stages`` runs some stages only (no floor, no ratios), ``--work`` keeps the run's home in
+a folder: ``--stages ingest,materialize,training_set --work W`` once, then
+``--stages training_set --work W`` again (another checkout's code on ``PYTHONPATH``) measures
+one stage of two code versions on the same ingested week.
 """
 
 from __future__ import annotations
@@ -149,11 +154,17 @@ def _child(args: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def one_run(landing: Path, work: Path) -> dict:
+def one_run(landing: Path, work: Path, names: tuple[str, ...] = STAGES) -> dict:
     home, state = work / "home", work / "state.json"
     load_before = os.getloadavg()
     stages = {name: _child(["--stage", name, str(landing), str(home), str(state)])
-              for name in STAGES}
+              for name in names}
+    if names != STAGES:  # some stages only: no floor, no ratios
+        info = json.loads(state.read_text())
+        return {"stages": stages, "training_rows": info.get("training_rows"),
+                "digest": info.get("digest"),
+                "load_before": [round(x, 2) for x in load_before],
+                "load_after": [round(x, 2) for x in os.getloadavg()]}
     base = _child(["--floor", str(landing), str(state)])
     info = json.loads(state.read_text())
     total = sum(s["seconds"] for s in stages.values())
@@ -194,7 +205,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--data", type=Path, help="a week in the published layout to read")
     parser.add_argument("--out", type=Path, default=PROJECT / "benchmarks" / "results" / "e2e.json")
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help=f"comma-separated, in order, of {','.join(STAGES)} (default all)")
+    parser.add_argument("--work", type=Path,
+                        help="keep the run's home and state here (one run; reused if present)")
     args = parser.parse_args(argv)
+    names = tuple(n.strip() for n in args.stages.split(",") if n.strip())
+    if not names or any(n not in STAGES for n in names) or \
+            list(names) != sorted(names, key=STAGES.index):
+        parser.error(f"--stages: a subset of {','.join(STAGES)} in that order")
+    if args.work is not None and args.runs != 1:
+        parser.error("--work keeps one run's home: use --runs 1")
     if args.quick:
         args.scale, args.runs = 0.02, 1
         if args.out.name == "e2e.json":
@@ -208,19 +229,19 @@ def main(argv: list[str] | None = None) -> int:
             landing = Path(tmp) / "landing"
             generate_week(landing, scale=args.scale, min_per_class=40)
         for i in range(args.runs):
-            work = Path(tmp) / f"run{i}"
-            work.mkdir()
-            runs.append(one_run(landing, work))
+            work = args.work.resolve() if args.work else Path(tmp) / f"run{i}"
+            work.mkdir(parents=True, exist_ok=args.work is not None)
+            runs.append(one_run(landing, work, names))
             print(json.dumps({k: v for k, v in runs[-1].items() if k != "stages"}), flush=True)
-    summary = {key: _triple([r[key] for r in runs]) for key in (
+    summary = {} if names != STAGES else {key: _triple([r[key] for r in runs]) for key in (
         "total_seconds", "floor_seconds", "ratio_total", "ratio_ingest_vs_read_csv",
         "ratio_train_vs_fit", "peak_rss_mb", "bytes_per_row_train")}
-    for name in STAGES:
+    for name in names:
         summary[f"{name}_seconds"] = _triple([r["stages"][name]["seconds"] for r in runs])
         summary[f"{name}_peak_rss_mb"] = _triple([r["stages"][name]["peak_rss_mb"] for r in runs])
     report = {"benchmark": "e2e", "when": datetime.now(UTC).isoformat(timespec="seconds"),
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-              "settings": {"scale": args.scale, "runs": args.runs,
+              "settings": {"scale": args.scale, "runs": args.runs, "stages": list(names),
                            "data": str(args.data or f"synthetic week, scale {args.scale}")},
               "summary": summary, "runs_detail": runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)
