@@ -230,7 +230,7 @@ def build_training_set(as_of: str | None, window_days: int, run_id: str,
     """Point-in-time training set through the feature service, written to the run's folder.
 
     Retrieved and written ``chunk_rows`` entity rows at a time (default
-    ``FLOWGUARD_TRAINING_CHUNK_ROWS``, :data:`flowguard.features.TRAINING_CHUNK_ROWS`), so
+    ``FLOWGUARD_TRAINING_CHUNK_ROWS``, :data:`flowguard.config.TRAINING_CHUNK_ROWS`), so
     the task's memory is bounded by a chunk, not the window; the file and its digest are
     those of one whole-window retrieval (:func:`flowguard.features.write_training_set`).
     Also returns the lineage of its inputs: the feature service (name, version, features)
