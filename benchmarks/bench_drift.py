@@ -540,10 +540,12 @@ def tabulate(rows: list[dict]) -> dict:
 
 
 def fixed_references(work: Path, config, refs: int, null_windows: int, shift_windows: int,
-                     evidently: bool, cache: Path | None = None) -> dict:
-    """Synthetic: ``refs`` fixed references (12 000 rows over 72 h, as a champion's saved
-    sample), each calibrated once, then ``null_windows`` fresh no-drift days and
-    ``shift_windows`` days per shift against each, as the DAG runs: one reference, many days."""
+                     evidently: bool, cache: Path | None = None, reference_rows: int = 12_000,
+                     window_rows: int = 3000) -> dict:
+    """Synthetic: ``refs`` fixed references (``reference_rows`` over 72 h, as a champion's
+    saved sample; training saves 25 000), each calibrated once, then ``null_windows`` fresh
+    no-drift days of ``window_rows`` flows and ``shift_windows`` days per shift against each,
+    as the DAG runs: one reference, many days."""
     from flowguard.monitoring import calibrate
 
     cases = Cases(work, config)
@@ -551,21 +553,22 @@ def fixed_references(work: Path, config, refs: int, null_windows: int, shift_win
     cal_seconds = []
     for i in range(refs):
         rng = np.random.default_rng([15, i])
-        reference = _timed(_flows(12_000, rng), "2017-07-03", 72, rng)
+        reference = _timed(_flows(reference_rows, rng), "2017-07-03", 72, rng)
         t = time.perf_counter()
         calibration = calibrate(reference, config, cache or work / "calibration")
         cal_seconds.append(round(time.perf_counter() - t, 1))
         for w in range(null_windows):
             cases.add("no drift", f"ref{i}", reference,
-                      _timed(_flows(3000, rng), "2017-07-06", 24, rng), w, calibration)
+                      _timed(_flows(window_rows, rng), "2017-07-06", 24, rng), w, calibration)
         for name, (kind, params) in FIXED_SHIFTS.items():
             for w in range(shift_windows):
-                window = apply_shift(_flows(3000, rng), kind, rng, **params)
+                window = apply_shift(_flows(window_rows, rng), kind, rng, **params)
                 cases.add(name, f"ref{i}", reference,
                           _timed(window, "2017-07-06", 24, rng), w, calibration)
         print(f"fixed reference {i}: calibrated in {cal_seconds[-1]} s", flush=True)
     rows = cases.run(evidently)
-    return {"references": refs, "reference_rows": 12_000, "window_rows": 3000,
+    return {"references": refs, "reference_rows": reference_rows, "window_rows": window_rows,
+            "sample_size": config.sample_size, "reference_size": config.reference_size,
             "calibration_seconds": cal_seconds, "cases": tabulate(rows),
             "seconds": round(time.perf_counter() - started, 1), "loadavg": [load, _load()],
             "data": "synthetic (generator profiles, fresh rows per window)"}
@@ -633,6 +636,14 @@ def main() -> int:
     parser.add_argument("--fixed-refs", type=int, default=10)
     parser.add_argument("--fixed-null-windows", type=int, default=10)
     parser.add_argument("--fixed-shift-windows", type=int, default=2)
+    parser.add_argument("--fixed-reference-rows", type=int, default=12_000,
+                        help="rows of each fixed reference (training saves 25 000)")
+    parser.add_argument("--fixed-window-rows", type=int, default=3000,
+                        help="flows of each fixed-reference day")
+    parser.add_argument("--sample-size", type=int, help="override monitoring.yaml's "
+                        "sample_size (flows per side of the MMD and classifier tests)")
+    parser.add_argument("--reference-size", type=int, help="override monitoring.yaml's "
+                        "reference_size")
     parser.add_argument("--real-windows", type=int, default=10)
     parser.add_argument("--no-evidently", action="store_true")
     parser.add_argument("--calibration-cache", type=Path, help="keep the fixed references' "
@@ -647,6 +658,11 @@ def main() -> int:
                         "previous alibi ClassifierDrift detector (default 8; quick 0)")
     args = parser.parse_args()
     config = load_monitoring_config(PROJECT_ROOT / "config" / "monitoring.yaml")
+    if args.sample_size or args.reference_size:
+        from dataclasses import replace
+
+        config = replace(config, sample_size=args.sample_size or config.sample_size,
+                         reference_size=args.reference_size or config.reference_size)
     skip = set(filter(None, args.skip.split(",")))
     if args.only:
         skip = {"timing", "false_alarms", "power", "replay", "fixed", "real", "forms"} - set(
@@ -677,7 +693,8 @@ def main() -> int:
         if "fixed" not in skip:
             result["fixed_references"] = fixed_references(
                 work, config, args.fixed_refs, args.fixed_null_windows,
-                args.fixed_shift_windows, not args.no_evidently, args.calibration_cache)
+                args.fixed_shift_windows, not args.no_evidently, args.calibration_cache,
+                args.fixed_reference_rows, args.fixed_window_rows)
             print(json.dumps(result["fixed_references"]), flush=True)
         if "real" not in skip:
             result["real_flows"] = real_flows(work, config, args.real_windows,

@@ -160,6 +160,25 @@ def test_block_null_draws_blocks_of_the_period_and_is_reproducible() -> None:
     assert a["median_sizes"] == [120, 100]  # x_ref size kept, window sample of the block
 
 
+def test_block_null_split_over_worker_processes_gives_the_same_null(monkeypatch) -> None:
+    """The draws are planned in one random stream and only computed in parallel: two worker
+    processes give the numbers one process gives, in the same order."""
+    rng = np.random.default_rng(5)
+    x_ref, x_rest = rng.normal(size=(80, 4)), rng.normal(size=(400, 4))
+    t_ref, t_rest = rng.uniform(0, 72, 80), rng.uniform(0, 72, 400)
+    runs = {}
+    for jobs in ("1", "2"):
+        monkeypatch.setenv("FLOWGUARD_CALIBRATION_JOBS", jobs)
+        runs[jobs] = block_null(x_ref, t_ref, x_rest, t_rest, 60, ["mmd", "classifier"],
+                                draws=24, block_hours=24, classifier_estimators=10)
+    assert runs["1"]["jobs"] == 1 and runs["2"]["jobs"] == 2
+    assert runs["1"]["null"] == runs["2"]["null"]
+    assert len(runs["2"]["null"]["classifier"]) == runs["2"]["draws"] == 24
+    monkeypatch.setenv("FLOWGUARD_CALIBRATION_JOBS", "2")
+    few = block_null(x_ref, t_ref, x_rest, t_rest, 60, ["mmd"], draws=5, block_hours=24)
+    assert few["jobs"] == 1  # a worker's start costs more than five draws
+
+
 def test_block_null_runs_the_classifier_on_one_openmp_thread() -> None:
     """In a fresh process (scikit-learn not yet imported), every draw runs with OpenMP at
     one thread: threadpoolctl limits only what is loaded when the limit is set."""

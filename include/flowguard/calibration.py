@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -43,6 +44,7 @@ QUADRATIC_MAX_ROWS = 5000  # per side: beyond it the MMD uses random Fourier fea
 RFF_FEATURES = 512  # random Fourier features of the linear-time MMD
 RFF_SIGMA_ROWS = 2048  # reference rows its median-heuristic bandwidth is computed on
 RFF_BLOCK_ROWS = 4096  # rows per float64 block of the feature matrix
+PARALLEL_MIN_DRAWS = 20  # fewer draws than this are computed in the calling process
 
 
 def resolve_mmd_backend(backend: str, n_ref: int, n_cur: int) -> str:
@@ -202,6 +204,50 @@ def block_null(x_ref: np.ndarray, ref_times: np.ndarray, x_rest: np.ndarray,
     return {**out, "mmd_backend": "rff" if mmd_backend == "rff" else "fast"}
 
 
+def calibration_jobs(draws: int) -> int:
+    """Worker processes for the draws: ``FLOWGUARD_CALIBRATION_JOBS`` (1 = in this process),
+    default the cores up to 4; one for fewer than PARALLEL_MIN_DRAWS draws (a worker's start
+    and imports cost more than they save)."""
+    raw = os.environ.get("FLOWGUARD_CALIBRATION_JOBS", "").strip()
+    try:
+        jobs = int(raw) if raw else min(os.cpu_count() or 1, 4)
+    except ValueError:
+        log.warning("FLOWGUARD_CALIBRATION_JOBS=%r is not an integer: one process", raw)
+        jobs = 1
+    return max(1, min(jobs, draws)) if draws >= PARALLEL_MIN_DRAWS else 1
+
+
+def _draw_statistics(x_ref: np.ndarray, x_rest: np.ndarray, plan: list[tuple[Any, ...]],
+                     detectors: list[str], classifier_estimators: int, mmd_backend: str,
+                     seed: int) -> list[dict[str, float]]:
+    """The statistics of planned draws (b, kept x_ref rows, added x_rest rows, window rows)."""
+    out = []
+    for b, keep, extra, cur_rows in plan:
+        ref = x_ref[keep]
+        if len(extra):
+            ref = np.concatenate([ref, x_rest[extra]])
+        out.append(statistics(ref, x_rest[cur_rows], detectors, seed + b + 1,
+                              classifier_estimators, mmd_backend, seed))
+    return out
+
+
+def _parallel_statistics(x_ref: np.ndarray, x_rest: np.ndarray, plan: list[tuple[Any, ...]],
+                         detectors: list[str], classifier_estimators: int, mmd_backend: str,
+                         seed: int, jobs: int) -> list[dict[str, float]]:
+    """The planned draws split into ``jobs`` contiguous parts, one per worker process (loky:
+    fresh interpreters, one thread each, as the drift runtime runs), results in draw order:
+    the same numbers as one process computes."""
+    from joblib import Parallel, delayed, parallel_config
+
+    parts = [part.tolist() for part in np.array_split(np.arange(len(plan)), jobs) if len(part)]
+    with parallel_config(backend="loky", inner_max_num_threads=1):
+        done = Parallel(n_jobs=len(parts))(
+            delayed(_draw_statistics)(x_ref, x_rest, [plan[i] for i in part], detectors,
+                                      classifier_estimators, mmd_backend, seed)
+            for part in parts)
+    return [stats for part in done for stats in part]
+
+
 def _block_null(x_ref: np.ndarray, ref_times: np.ndarray, x_rest: np.ndarray,
                 rest_times: np.ndarray, n_cur: int, detectors: list[str] | tuple[str, ...],
                 draws: int, block_hours: float, seed: int, classifier_estimators: int,
@@ -212,7 +258,9 @@ def _block_null(x_ref: np.ndarray, ref_times: np.ndarray, x_rest: np.ndarray,
     period = float(all_times.max() - all_times.min())
     span = min(block_hours, period / 2) if period > 0 else 0.0
     started = time.perf_counter()
-    null: dict[str, list[float]] = {d: [] for d in detectors}
+    # the draws are planned first, in one random stream (rows only), then computed: in this
+    # process or split over worker processes, the same numbers either way
+    plan: list[tuple[Any, ...]] = []
     sizes = []
     for b in range(draws):
         if span > 0:
@@ -226,22 +274,30 @@ def _block_null(x_ref: np.ndarray, ref_times: np.ndarray, x_rest: np.ndarray,
         block_rows, outside = np.flatnonzero(in_rest), np.flatnonzero(~in_rest)
         if len(block_rows) < 10:
             continue
-        cur = x_rest[rng.choice(block_rows, min(n_cur, len(block_rows)), replace=False)]
+        cur_rows = rng.choice(block_rows, min(n_cur, len(block_rows)), replace=False)
         need = min(int(in_ref.sum()), len(outside))
-        ref = x_ref[~in_ref]
-        if need:
-            ref = np.concatenate([ref, x_rest[rng.choice(outside, need, replace=False)]])
-        if len(ref) < 10:
+        keep = np.flatnonzero(~in_ref)
+        extra = rng.choice(outside, need, replace=False) if need else np.empty(0, dtype=int)
+        if len(keep) + len(extra) < 10:
             continue
-        sizes.append((len(ref), len(cur)))
-        for name, value in statistics(ref, cur, detectors, seed + b + 1,
-                                      classifier_estimators, mmd_backend, seed).items():
+        sizes.append((len(keep) + len(extra), len(cur_rows)))
+        plan.append((b, keep, extra, cur_rows))
+    jobs = calibration_jobs(len(plan))
+    if jobs > 1:
+        results = _parallel_statistics(x_ref, x_rest, plan, detectors, classifier_estimators,
+                                       mmd_backend, seed, jobs)
+    else:
+        results = _draw_statistics(x_ref, x_rest, plan, detectors, classifier_estimators,
+                                   mmd_backend, seed)
+    null: dict[str, list[float]] = {d: [] for d in detectors}
+    for stats in results:
+        for name, value in stats.items():
             null[name].append(value)
     return {"null": {d: [round(v, 8) for v in vs] for d, vs in null.items()},
             "draws": len(sizes), "block_hours": span, "period_hours": round(period, 3),
             "median_sizes": [int(np.median([s[0] for s in sizes])) if sizes else 0,
                              int(np.median([s[1] for s in sizes])) if sizes else 0],
-            "seconds": round(time.perf_counter() - started, 2)}
+            "jobs": jobs, "seconds": round(time.perf_counter() - started, 2)}
 
 
 def calibrated_p(observed: float, null: list[float]) -> float:

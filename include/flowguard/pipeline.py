@@ -98,6 +98,13 @@ def validate_interval(start: str, end: str, run_name: str,
     """
     import shutil
 
+    from flowguard.ingest import files_for_day
+
+    settings = get_settings()
+    day = _day(start)
+    if not files_for_day(settings.landing_dir, day):  # before any work, GX's import included
+        raise NoDataForDay(f"no data for {day}: no landing file for {day:%A} in "
+                           f"{settings.landing_dir}")
     quiet_library_logs()  # before great_expectations is imported
     import pyarrow.parquet as pq
 
@@ -112,17 +119,12 @@ def validate_interval(start: str, end: str, run_name: str,
         valid_flows_frame,
         write_host_activity,
     )
-    from flowguard.ingest import CHUNK_ROWS, day_files, files_for_day, iter_day_chunks
+    from flowguard.ingest import CHUNK_ROWS, day_files, iter_day_chunks
     from flowguard.safepaths import component
     from flowguard.validation import build_data_docs, check_accounting, get_context
 
-    settings = get_settings()
     started = time.perf_counter()
     run_name = component(run_name)  # GX files its results under the run name too
-    day = _day(start)
-    if not files_for_day(settings.landing_dir, day):  # before any work
-        raise NoDataForDay(f"no data for {day}: no landing file for {day:%A} in "
-                           f"{settings.landing_dir}")
     # files of a dataset the model does not read: fail before any work
     contract = day_contract(day_files(settings.landing_dir, day))
     context = get_context(settings.gx_dir)
