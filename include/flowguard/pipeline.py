@@ -99,7 +99,9 @@ def validate_interval(start: str, end: str, run_name: str,
     import shutil
 
     from flowguard.ingest import files_for_day
+    from flowguard.safepaths import component
 
+    run_name = component(run_name)  # GX files its results under the run name too: first
     settings = get_settings()
     day = _day(start)
     if not files_for_day(settings.landing_dir, day):  # before any work, GX's import included
@@ -120,11 +122,9 @@ def validate_interval(start: str, end: str, run_name: str,
         write_host_activity,
     )
     from flowguard.ingest import CHUNK_ROWS, day_files, iter_day_chunks
-    from flowguard.safepaths import component
     from flowguard.validation import build_data_docs, check_accounting, get_context
 
     started = time.perf_counter()
-    run_name = component(run_name)  # GX files its results under the run name too
     # files of a dataset the model does not read: fail before any work
     contract = day_contract(day_files(settings.landing_dir, day))
     context = get_context(settings.gx_dir)
