@@ -61,7 +61,6 @@ class Champion:
         self.checked_at: datetime | None = None
         self.last_error: str | None = None
         self._stop = threading.Event()
-        self._wake = threading.Event()  # a full buffer: flush now, not at the next tick
         self._thread: threading.Thread | None = None
 
     def check(self) -> bool:
@@ -106,7 +105,6 @@ class Champion:
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
 
