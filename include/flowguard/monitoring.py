@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from flowguard.profiles import active
-from flowguard.schema import FEATURE_COLUMNS, UNSW_NB15_NULLABLE
+from flowguard.schema import FEATURE_COLUMNS, UNSW_NB15_NULLABLE, as_utc
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -606,13 +606,6 @@ SERVED = "served"  # lake/served/date=<day served>/ (flowguard.serve.ServedLog)
 MIN_SERVED_FOR_FEATURES = 30
 
 
-def _utc_ts(value: Any) -> pd.Timestamp:
-    import pandas as pd
-
-    ts = pd.Timestamp(value)
-    return ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")
-
-
 def served_window(lake_dir: Path, start: Any, end: Any) -> pd.DataFrame:
     """The window's flows as ``flowguard serve`` answered them: rows of ``lake/served/``
     whose ``event_timestamp`` falls in ``[start, end)``, whenever they were served.
@@ -627,7 +620,7 @@ def served_window(lake_dir: Path, start: Any, end: Any) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    lo, hi = _utc_ts(start), _utc_ts(end)
+    lo, hi = as_utc(start), as_utc(end)
     first = f"date={(lo - pd.Timedelta(days=1)):%Y-%m-%d}"
     files = [str(f) for d in sorted((Path(lake_dir) / SERVED).glob("date=*"))
              if d.is_dir() and d.name >= first for f in sorted(d.glob("*.parquet"))]
