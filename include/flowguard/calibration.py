@@ -261,7 +261,6 @@ def _block_null(x_ref: np.ndarray, ref_times: np.ndarray, x_rest: np.ndarray,
     # the draws are planned first, in one random stream (rows only), then computed: in this
     # process or split over worker processes, the same numbers either way
     plan: list[tuple[Any, ...]] = []
-    sizes = []
     for b in range(draws):
         if span > 0:
             lo, hi = float(all_times.min()), float(all_times.max())
@@ -280,7 +279,6 @@ def _block_null(x_ref: np.ndarray, ref_times: np.ndarray, x_rest: np.ndarray,
         extra = rng.choice(outside, need, replace=False) if need else np.empty(0, dtype=int)
         if len(keep) + len(extra) < 10:
             continue
-        sizes.append((len(keep) + len(extra), len(cur_rows)))
         plan.append((b, keep, extra, cur_rows))
     jobs = calibration_jobs(len(plan))
     if jobs > 1:
@@ -294,9 +292,10 @@ def _block_null(x_ref: np.ndarray, ref_times: np.ndarray, x_rest: np.ndarray,
         for name, value in stats.items():
             null[name].append(value)
     return {"null": {d: [round(v, 8) for v in vs] for d, vs in null.items()},
-            "draws": len(sizes), "block_hours": span, "period_hours": round(period, 3),
-            "median_sizes": [int(np.median([s[0] for s in sizes])) if sizes else 0,
-                             int(np.median([s[1] for s in sizes])) if sizes else 0],
+            "draws": len(plan), "block_hours": span, "period_hours": round(period, 3),
+            "median_sizes": [int(np.median([len(k) + len(e) for _, k, e, _ in plan])) if plan
+                             else 0,
+                             int(np.median([len(c) for *_, c in plan])) if plan else 0],
             "jobs": jobs, "seconds": round(time.perf_counter() - started, 2)}
 
 
