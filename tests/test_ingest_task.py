@@ -133,3 +133,58 @@ def test_a_day_is_committed_whole(home: Path, synthetic_week: Path,
     assert not (settings.flows_source / f"date={MON}" / "_INCOMPLETE").exists()
     assert training_days(settings, None, 7) == [MON]
     assert len(entity_rows(settings.flows_source, [MON])) > 0
+
+
+def test_a_weekday_file_of_another_week_is_skipped_before_great_expectations(
+        home: Path, synthetic_week: Path, tmp_path: Path) -> None:
+    """The scheduled run for a later Tuesday over 2017's Tuesday file: the task reads the
+    file, finds no row in its interval and ends (WrongDayFiles, a skip) before Great
+    Expectations is imported or anything is written; the verdict validate_chunks would give."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys\n"
+        "from flowguard.pipeline import WrongDayFiles, validate_interval\n"
+        "try:\n"
+        "    validate_interval('2017-07-11T00:00:00+00:00', '2017-07-12T00:00:00+00:00', 'w')\n"
+        "except WrongDayFiles as exc:\n"
+        "    print(json.dumps({'skip': str(exc),\n"
+        "                      'gx': 'great_expectations' in sys.modules}))\n")
+    env = {**os.environ, "FLOWGUARD_HOME": str(home),
+           "FLOWGUARD_LANDING_DIR": str(synthetic_week)}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, check=True)
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["gx"] is False
+    assert seen["skip"].startswith("no data for 2017-07-11: no landing row falls in the run's "
+                                   "interval [2017-07-11 00:00:00+00:00")
+    assert "Tuesday-WorkingHours.pcap_ISCX.csv" in seen["skip"]
+    assert not list(home.rglob("*.parquet")) and not (home / "gx").exists()
+
+
+def test_the_look_ahead_hands_every_chunk_on_in_order() -> None:
+    """Chunks read while looking for a row in the interval are validated, not lost or re-read:
+    the stream comes back whole; a stream with unknown labels is left to validate_chunks."""
+    from flowguard.batch import skip_if_no_row_in_interval
+    from flowguard.validation import CICIDS2017, NoRowsInInterval
+
+    def chunk(day: int, rows: int, label: str = "BENIGN") -> pd.DataFrame:
+        stamps = pd.Series(pd.Timestamp(2017, 7, day, 9, tz="UTC"), index=range(rows))
+        return pd.DataFrame({"event_timestamp": stamps, "label": label, "raw_label": label,
+                             "source_file": "Tuesday.csv"})
+
+    interval = (datetime(2017, 7, 4, tzinfo=UTC), datetime(2017, 7, 5, tzinfo=UTC))
+    stream = [chunk(3, 10), chunk(3, 10), chunk(4, 10), chunk(3, 10)]
+    out = list(skip_if_no_row_in_interval(iter(stream), interval, CICIDS2017, max_rows=1000))
+    assert len(out) == 4 and all(a is b for a, b in zip(out, stream, strict=True))
+    wrong = [chunk(3, 10), chunk(3, 10), chunk(3, 10)]  # beyond max_rows: not decided here
+    out = list(skip_if_no_row_in_interval(iter(wrong), interval, CICIDS2017, max_rows=15))
+    assert len(out) == 3 and all(a is b for a, b in zip(out, wrong, strict=True))
+    with pytest.raises(NoRowsInInterval, match=r"Tuesday.csv.*hold flows from 2017-07-03"):
+        skip_if_no_row_in_interval(iter(wrong), interval, CICIDS2017, max_rows=1000)
+    unknown = [chunk(3, 10, label=None)]
+    unknown[0]["raw_label"] = "Mystery"
+    assert len(list(skip_if_no_row_in_interval(iter(unknown), interval, CICIDS2017))) == 1

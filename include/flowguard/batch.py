@@ -46,7 +46,7 @@ from flowguard.validation import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
     from datetime import datetime
     from pathlib import Path
 
@@ -195,6 +195,49 @@ class ChunkTally:
                 f"{what}: {share:.0%} of {self.rows_in} rows failed validation (limit "
                 f"{max_rejected_share:.0%}); most common reasons: "
                 f"{self.reasons.most_common(5)}. Inspect the data docs.")
+
+
+def skip_if_no_row_in_interval(chunks: Iterable[pd.DataFrame],
+                                interval: tuple[datetime, datetime], contract: Contract,
+                                max_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """The same chunk stream, after a look at its first ``max_rows`` parsed rows.
+
+    A stream that ends within them with rows, labels the taxonomy knows and no row in the
+    interval raises :class:`NoRowsInInterval` here, the very verdict :func:`validate_chunks`
+    reaches at its end, before Great Expectations is imported or anything is validated or
+    written (the scheduled run for a date whose weekday file holds another week). Any other
+    stream is handed on whole, the chunks already read first, so nothing is parsed twice.
+    """
+    from itertools import chain
+
+    import pandas as pd
+
+    from flowguard.schema import as_utc
+
+    start, end = (as_utc(t) for t in interval)
+    seen: list[pd.DataFrame] = []
+    rows = 0
+    stream = iter(chunks)
+    for chunk in stream:
+        seen.append(chunk)
+        rows += len(chunk)
+        stamps = chunk["event_timestamp"]
+        if bool(((stamps >= start) & (stamps < end)).any()) or rows >= max_rows:
+            return chain(seen, stream)
+    if not rows:
+        return iter(seen)  # validate_chunks says "no rows"
+    unknown: Counter[str] = Counter()
+    for chunk in seen:
+        unknown.update(unknown_labels(chunk))
+    try:
+        check_labels(unknown, rows, contract)
+    except BatchRejected:
+        return iter(seen)  # fails in validate_chunks, with its validation results
+    stamps = pd.concat([c["event_timestamp"] for c in seen]).dropna()
+    files = sorted({f for c in seen if "source_file" in c for f in c["source_file"].dropna()})
+    check_some_in_interval(0, interval, files, stamps.min() if len(stamps) else None,
+                           stamps.max() if len(stamps) else None)
+    raise AssertionError("check_some_in_interval raises for 0 rows in the interval")
 
 
 def validate_chunks(chunks: Iterable[pd.DataFrame], context: AbstractDataContext,

@@ -110,7 +110,12 @@ def validate_interval(start: str, end: str, run_name: str,
     quiet_library_logs()  # before great_expectations is imported
     import pyarrow.parquet as pq
 
-    from flowguard.batch import ParquetSink, day_contract, validate_chunks
+    from flowguard.batch import (
+        ParquetSink,
+        day_contract,
+        skip_if_no_row_in_interval,
+        validate_chunks,
+    )
     from flowguard.datadocs import make_offline
     from flowguard.daycommit import begin_day, commit_day
     from flowguard.features import (
@@ -127,6 +132,14 @@ def validate_interval(start: str, end: str, run_name: str,
     started = time.perf_counter()
     # files of a dataset the model does not read: fail before any work
     contract = day_contract(day_files(settings.landing_dir, day))
+    # a weekday file of another week (the scheduled run for yesterday) ends here, before
+    # Great Expectations is imported; the chunks read so far are validated, not re-read
+    try:
+        chunks = skip_if_no_row_in_interval(
+            iter_day_chunks(settings.landing_dir, day, chunk_rows or CHUNK_ROWS),
+            (_utc(start), _utc(end)), contract, chunk_rows or CHUNK_ROWS)
+    except NoRowsInInterval as exc:
+        raise WrongDayFiles(f"no data for {day}: {exc}") from exc
     context = get_context(settings.gx_dir)
     stage_dir = _run_dir(settings.work_dir / "ingest", run_name)
     stage = ParquetSink(stage_dir / "valid.parquet", write_empty=True)
@@ -143,8 +156,7 @@ def validate_interval(start: str, end: str, run_name: str,
         quarantine.write(rows.astype({"raw_label": "string", "label": "string"}))
 
     try:
-        tally = validate_chunks(iter_day_chunks(settings.landing_dir, day, chunk_rows or CHUNK_ROWS),
-                                context, (_utc(start), _utc(end)), contract,
+        tally = validate_chunks(chunks, context, (_utc(start), _utc(end)), contract,
                                 lambda _: run_name, on_valid, on_quarantine, f"ingest {day}")
         # Nothing is written unless every row is accounted for (valid or quarantined).
         check_accounting(tally.rows_in, stage.rows, quarantine.rows, f"ingest {day} (written)")
