@@ -35,6 +35,7 @@ finally:
     executor.end()
 print(json.dumps({"before": before,
                   "after": {m: m in sys.modules for m in before},
+                  "flowguard": sorted(m for m in sys.modules if m.startswith("flowguard")),
                   "worker_libs": sorted({lib for lib in ("libxgboost", "duckdb", "libarrow.so")
                                          if lib in maps})}))
 """
@@ -55,6 +56,7 @@ def test_workers_fork_with_the_task_libraries_loaded(tmp_path: Path) -> None:
     assert not any(seen["before"].values()), seen  # nothing was loaded before start()
     assert all(seen["after"].values()), seen
     assert seen["worker_libs"] == ["duckdb", "libarrow.so", "libxgboost"], seen
+    assert seen["flowguard"] == [], seen  # each task imports flowguard's code afresh
 
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux's /proc")

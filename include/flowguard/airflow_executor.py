@@ -10,9 +10,9 @@ the demo's 45 tasks paid its share of it (2026-12-02).
 
 :class:`PreloadingLocalExecutor` imports those libraries in the scheduler just before the
 workers fork, so every task process inherits them, copy-on-write. Only third-party
-libraries: flowguard's own modules (0.04 s on top) are still imported by each task, so an
-edit under ``include/flowguard/`` reaches the next task without a restart, as with the plain
-LocalExecutor. What the libraries start at import is fork-safe: OpenBLAS's and jemalloc's
+libraries: flowguard's own modules (0.04 s on top) are left out of what the workers inherit
+and imported by each task, so an edit under ``include/flowguard/`` reaches the next task
+without a restart, as with the plain LocalExecutor. What the libraries start at import is fork-safe: OpenBLAS's and jemalloc's
 threads are re-created in a forked child by their own fork handlers, and no OpenMP parallel
 region runs in the scheduler (the libraries start their OpenMP threads at the first one).
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import sys
 import time
 
 from airflow.executors.local_executor import LocalExecutor
@@ -58,6 +59,9 @@ def preload_enabled() -> bool:
 def preload(modules: tuple[str, ...] = PRELOAD) -> dict[str, float]:
     """Import ``modules`` and Feast (uninstrumented, :mod:`flowguard.feastload`) in this
     process; the seconds each took (a failed import is logged, not raised)."""
+    from flowguard.logs import quiet_library_logs
+
+    quiet_library_logs()  # GX's import-time lines, MLflow's stderr handler: as in a task
     seconds: dict[str, float] = {}
     for name in modules:
         started = time.perf_counter()
@@ -75,6 +79,10 @@ def preload(modules: tuple[str, ...] = PRELOAD) -> dict[str, float]:
         seconds["feast"] = round(time.perf_counter() - started, 2)
     except Exception as exc:  # noqa: BLE001
         log.warning("preload: feast not imported (%s); tasks import it themselves", exc)
+    # flowguard's own modules the preload used (config, logs, feastload) are forgotten: each
+    # task imports them afresh, so an edit reaches the next task
+    for name in [m for m in sys.modules if m == "flowguard" or m.startswith("flowguard.")]:
+        del sys.modules[name]
     return seconds
 
 
