@@ -134,6 +134,7 @@ def production_environment(databases: dict[str, str], redis: RedisDb) -> dict[st
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_url(databases["airflow"]),
         "AIRFLOW__CELERY__BROKER_URL": redis.url,
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "flowguard.celery_config.CELERY_CONFIG",
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + pg_url(databases["airflow"]).replace(
             "postgresql+psycopg2", "postgresql"),
         "MLFLOW_TRACKING_URI": pg_url(databases["mlflow"]),

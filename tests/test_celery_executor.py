@@ -43,6 +43,10 @@ from airflow.sdk import dag, task
 def flowguard_celery_probe():
     @task
     def where(run_id=None) -> dict:
+        import sys
+
+        # what the task process started with: the worker's preload (flowguard.celery_config)
+        inherited = {m: m in sys.modules for m in ("xgboost", "great_expectations", "mlflow")}
         import json
         import os
         from pathlib import Path
@@ -53,7 +57,7 @@ def flowguard_celery_probe():
 
         me = psutil.Process()
         found = {"pid": me.pid, "ancestors": [p.pid for p in me.parents()],
-                 "home": str(get_settings().home), "run_id": run_id}
+                 "home": str(get_settings().home), "run_id": run_id, "inherited": inherited}
         Path(os.environ["FLOWGUARD_PROBE_OUT"]).write_text(json.dumps(found))
         return found
 
@@ -183,6 +187,9 @@ def test_celery_worker_runs_a_task(tmp_path: Path) -> None:
             assert probe["run_id"] == run_id
             assert procs["worker"].pid in probe["ancestors"], (procs["worker"].pid, probe)
             assert probe["home"] == str(tmp_path / "var")
+            # the worker imported the task libraries before its pool forked (worker_init)
+            assert probe["inherited"] == {"xgboost": True, "great_expectations": True,
+                                          "mlflow": True}, probe
             # The Celery task ends just after the task reported success through the API.
             for _ in range(600):  # a hang guard, not a speed limit
                 results = pg_query(db, "SELECT status FROM celery_taskmeta")
