@@ -40,7 +40,7 @@ INGEST, TRAIN, MONITOR = "flowguard_ingest", "flowguard_train", "flowguard_monit
 STATE_DIRS = ("airflow", "landing", "lake", "quarantine", "gx", "mlflow", "feast", "reports",
               "work", "alerts", ".dvc", "dvc-remote")  # dvc-remote: the default remote only
 # How often the demo asks Airflow for a run's state: a run is seen to end half of this later
-# on average (two API calls each; 2 s cost the demo ~10 s over its 15 waits).
+# on average (two API calls each; at 2 s, 1 s late at each of the demo's ~15 waits).
 POLL_SECONDS = 0.5
 STATE_FILES = ("lake.dvc", "landing.dvc", "quarantine.dvc", ".dvcignore")
 
