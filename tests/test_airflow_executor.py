@@ -80,3 +80,22 @@ def test_the_committed_configuration_selects_it() -> None:
         ExecutorLoader.get_executor_names()[0])
     assert executor_cls.__name__ == "PreloadingLocalExecutor"
     assert issubclass(executor_cls, LocalExecutor) and executor_cls.is_local  # standalone keeps it
+
+
+def test_no_preload_where_the_workers_would_not_inherit_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker started by spawn or forkserver inherits no module: then nothing is preloaded."""
+    from airflow.executors.local_executor import LocalExecutor
+
+    import flowguard.airflow_executor as module
+
+    calls: list[str] = []
+    monkeypatch.setattr(module, "preload", lambda: calls.append("preload") or {})
+    monkeypatch.setattr(LocalExecutor, "start", lambda self: calls.append("start"))
+    executor = module.PreloadingLocalExecutor(parallelism=1)
+    executor.is_mp_using_fork = False
+    executor.start()
+    assert calls == ["start"]
+    executor.is_mp_using_fork = True
+    executor.start()
+    assert calls == ["start", "preload", "start"]

@@ -18,8 +18,10 @@ threads are re-created in a forked child by their own fork handlers, and no Open
 region runs in the scheduler (the libraries start their OpenMP threads at the first one).
 
 ``airflow.cfg`` selects it (``executor = flowguard.airflow_executor.PreloadingLocalExecutor``);
-``FLOWGUARD_PRELOAD=off`` makes it the plain LocalExecutor. A library that fails to import is
-logged and skipped: the task that needs it then imports it, and fails, itself.
+``FLOWGUARD_PRELOAD=off`` makes it the plain LocalExecutor, and so it is wherever the workers
+are not forked (multiprocessing's spawn or forkserver start method, macOS). A library that
+fails to import is logged and skipped: the task that needs it then imports it, and fails,
+itself.
 """
 
 from __future__ import annotations
@@ -94,7 +96,10 @@ class PreloadingLocalExecutor(LocalExecutor):
     """LocalExecutor whose worker processes fork with the task libraries already imported."""
 
     def start(self) -> None:
-        if preload_enabled():
+        # only where the workers are forked from this process and fork their tasks: a
+        # spawned worker (multiprocessing's spawn or forkserver) or a task exec'd afresh
+        # (Airflow does so on macOS) would inherit nothing, and the preload would only cost
+        if preload_enabled() and self.is_mp_using_fork and sys.platform != "darwin":
             started = time.perf_counter()
             seconds = preload()
             log.info("preloaded the task libraries in %.1f s before forking workers: %s",
