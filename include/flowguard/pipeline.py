@@ -134,10 +134,10 @@ def validate_interval(start: str, end: str, run_name: str,
     contract = day_contract(day_files(settings.landing_dir, day))
     # a weekday file of another week (the scheduled run for yesterday) ends here, before
     # Great Expectations is imported; the chunks read so far are validated, not re-read
+    interval, chunk_rows = (_utc(start), _utc(end)), chunk_rows or CHUNK_ROWS
     try:
-        chunks = skip_if_no_row_in_interval(
-            iter_day_chunks(settings.landing_dir, day, chunk_rows or CHUNK_ROWS),
-            (_utc(start), _utc(end)), contract, chunk_rows or CHUNK_ROWS)
+        chunks = skip_if_no_row_in_interval(iter_day_chunks(settings.landing_dir, day, chunk_rows),
+                                            interval, contract, chunk_rows)
     except NoRowsInInterval as exc:
         raise WrongDayFiles(f"no data for {day}: {exc}") from exc
     context = get_context(settings.gx_dir)
@@ -156,7 +156,7 @@ def validate_interval(start: str, end: str, run_name: str,
         quarantine.write(rows.astype({"raw_label": "string", "label": "string"}))
 
     try:
-        tally = validate_chunks(chunks, context, (_utc(start), _utc(end)), contract,
+        tally = validate_chunks(chunks, context, interval, contract,
                                 lambda _: run_name, on_valid, on_quarantine, f"ingest {day}")
         # Nothing is written unless every row is accounted for (valid or quarantined).
         check_accounting(tally.rows_in, stage.rows, quarantine.rows, f"ingest {day} (written)")
